@@ -1,0 +1,1 @@
+"""Pure shared types: config file models, desired and observed workspaces, plans and results."""

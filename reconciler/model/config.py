@@ -1,0 +1,160 @@
+"""Pydantic models of every file in the config repository: the contract operators write.
+
+`schemas/*.schema.json` are generated from these models (`python -m reconciler.render.schema`)
+and a test checks the checked-in copies never drift. Unknown keys are errors everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from reconciler.model.enums import Mode, Tier
+
+KEY_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TRACK_PATTERN = r"^(none|tag:[A-Za-z0-9_./-]+|branch:[A-Za-z0-9_./-]+|sha:[0-9a-f]{40})$"
+TRACK_HINT = "use one of none, tag:<name>, branch:<name>, sha:<40 hex>"
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, max_length=128)]
+Track = Annotated[str, Field(pattern=TRACK_PATTERN, description=f"How to follow the source: {TRACK_HINT}")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(Strict):
+    cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit (cores)")
+    memory: str | None = Field(
+        default=None, pattern=r"^[0-9]+[kmgKMG]?$", description="Memory limit, e.g. 512m or 2g"
+    )
+    pids: int | None = Field(default=None, gt=0, le=65536, description="Max processes")
+
+
+class Health(Strict):
+    """How to tell a workspace is healthy: an HTTP GET inside the workload."""
+
+    port: int = Field(ge=1, le=65535)
+    path: str = Field(default="/health", pattern=r"^/[A-Za-z0-9_./-]*$")
+    interval_seconds: float = Field(default=2, gt=0, le=300)
+    timeout_seconds: float = Field(default=2, gt=0, le=300)
+    retries: int = Field(default=3, ge=1, le=100)
+    start_period_seconds: float = Field(default=0, ge=0, le=3600)
+
+
+class PluginUse(Strict):
+    """A plugin used by a workspace, optionally overriding the tracked ref of `plugins.yaml`."""
+
+    name: str = Field(pattern=KEY_PATTERN)
+    track: Track | None = None
+
+
+PluginEntry = Annotated[str, Field(pattern=KEY_PATTERN)] | PluginUse
+
+_FIELDS_DOC = {
+    "name": "Display name",
+    "key": "Stable identity slug (default: slug of name); identity is <org>/<key>",
+    "role": "Free descriptive text the agent reads; never an identifier",
+    "runtime": "Runtime image family (images.yaml key); `external` = operator-run, not provisioned",
+    "model": "Model id passed to the runtime",
+    "files_dir": "Directory (relative to the org template) whose files become /configs",
+    "tier": "canary or production (default)",
+    "spawning": "false skips this workspace and its whole subtree",
+}
+
+
+class WorkspaceFields(Strict):
+    """Fields a workspace and the org `defaults` share."""
+
+    role: str | None = Field(default=None, max_length=4000, description=_FIELDS_DOC["role"])
+    runtime: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description=_FIELDS_DOC["runtime"])
+    model: str | None = Field(default=None, max_length=200, description=_FIELDS_DOC["model"])
+    files_dir: str | None = Field(default=None, max_length=500, description=_FIELDS_DOC["files_dir"])
+    tier: Tier | None = Field(default=None, description=_FIELDS_DOC["tier"])
+    plugins: list[PluginEntry] | None = None
+    env: dict[EnvName, str | int | float | bool] | None = None
+    secrets: list[EnvName] | None = None
+    required_env: list[EnvName] | None = None
+    resources: Resources | None = None
+    health: Health | None = None
+
+
+class Workspace(WorkspaceFields):
+    """One workspace of an org tree (children are validated one by one by the renderer)."""
+
+    name: str = Field(min_length=1, max_length=200, description=_FIELDS_DOC["name"])
+    key: str | None = Field(default=None, pattern=KEY_PATTERN, description=_FIELDS_DOC["key"])
+    spawning: bool = Field(default=True, description=_FIELDS_DOC["spawning"])
+    children: list[Workspace] | None = None
+
+
+class OrgFile(Strict):
+    """`orgs/<org>/org.yaml`."""
+
+    name: str = Field(min_length=1, max_length=200)
+    defaults: WorkspaceFields | None = None
+    workspaces: list[Workspace] = Field(default_factory=list)
+
+
+class PluginPin(Strict):
+    source: str = Field(min_length=1, max_length=500, description="git URL of the plugin (allowlisted)")
+    track: Track = "none"
+    path: str | None = Field(default=None, description="Subdirectory of the source holding the plugin")
+
+
+class PluginsFile(Strict):
+    """`plugins.yaml`: plugin name -> source + tracked ref."""
+
+    plugins: dict[Annotated[str, Field(pattern=KEY_PATTERN)], PluginPin] = Field(default_factory=dict)
+
+
+class ImagesFile(Strict):
+    """`images.yaml`: runtime -> image reference (repo:tag or repo@sha256:...)."""
+
+    registry_prefix: str | None = Field(
+        default=None, description="Prepended to image references that name no registry host"
+    )
+    images: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], str] = Field(default_factory=dict)
+
+    @field_validator("images")
+    @classmethod
+    def _references_are_sane(cls, images: dict[str, str]) -> dict[str, str]:
+        for runtime, ref in images.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9._/:@-]*(@sha256:[0-9a-f]{64})?", ref) or ".." in ref:
+                raise ValueError(f"image for {runtime!r} is not a valid reference: {ref!r}")
+        return images
+
+
+class HealthSettings(Strict):
+    timeout_seconds: float = Field(default=120, gt=0, le=3600, description="Health gate timeout per tier")
+    settle_seconds: float = Field(default=3, ge=0, le=600, description="Running-and-not-restarting period")
+
+
+class DockerSettings(Strict):
+    network: str = Field(default="bridge", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network")
+    restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+
+
+class Limits(Strict):
+    max_workspaces: int = Field(default=5000, ge=1, le=100000)
+
+
+class ReconcilerFile(Strict):
+    """`reconciler.yaml`: optional repo-wide settings."""
+
+    mode: Mode = Mode.RECONCILE
+    max_delete: int | None = Field(default=None, ge=0, description="Cap on deletions per run")
+    allowed_sources: list[str] = Field(
+        default_factory=list,
+        description="host/org prefixes (e.g. git.example.com/acme/) that !external and plugin sources must match",
+    )
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
+    limits: Limits = Field(default_factory=Limits)
+
+
+def dump_plain(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,78 @@
+"""Desired state: what the config repo at one revision says should run. Never holds a secret value."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.errors import Location
+from reconciler.model.config import Health, Resources
+from reconciler.model.enums import Tier
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PluginPinRef(Frozen):
+    """A plugin as one workspace uses it. `resolved_sha` is filled by pin resolution."""
+
+    name: str
+    source: str
+    track: str
+    path: str | None = None
+    resolved_sha: str | None = None
+    local_path: str | None = None  # cached checkout of resolved_sha (plugin subdir applied), for install
+    content_hash: str | None = None  # tree content without SKILL.md files (filled once fetched)
+    skills_hash: str | None = None  # SKILL.md content only
+
+
+class FileEntry(Frozen):
+    path: str  # relative, '/'-separated
+    sha256: str
+    size: int
+
+
+class FilesRef(Frozen):
+    """The `files_dir` of a workspace: where it sits in the rendered tree and its content hashes."""
+
+    root: str  # absolute directory on disk (inside the rendered tree at that revision)
+    display: str  # repo-relative path for messages
+    entries: tuple[FileEntry, ...] = ()
+    content_hash: str = ""  # every file except SKILL.md ones
+    skills_hash: str = ""  # SKILL.md files only: a change there alone needs no restart
+
+
+class DesiredWorkspace(Frozen):
+    id: str  # <org>/<key>
+    org: str
+    key: str
+    name: str
+    role: str | None = None
+    tier: Tier = Tier.PRODUCTION
+    runtime: str
+    provisioned: bool = True  # False for runtime `external`: tracked, never provisioned
+    model: str | None = None
+    image: str | None = None  # reference from images.yaml
+    image_digest: str | None = None  # repo@sha256:... once resolved
+    parent: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)  # plain env incl. WORKSPACE_ID / PARENT_ID
+    secrets: tuple[str, ...] = ()
+    secret_digests: dict[str, str] = Field(default_factory=dict)  # name -> keyed hash, never the value
+    required_env: tuple[str, ...] = ()
+    plugins: tuple[PluginPinRef, ...] = ()
+    files: FilesRef | None = None
+    resources: Resources | None = None
+    health: Health | None = None
+    source: Location
+    spec_parts: dict[str, str] = Field(default_factory=dict)  # component -> short hash
+    spec_hash: str = ""
+
+
+class DesiredState(Frozen):
+    revision: str | None = None
+    root: str  # absolute path of the rendered tree
+    workspaces: tuple[DesiredWorkspace, ...] = ()
+    mode_default: str = "reconcile"
+
+    def by_id(self) -> dict[str, DesiredWorkspace]:
+        return {w.id: w for w in self.workspaces}

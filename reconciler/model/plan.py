@@ -1,0 +1,49 @@
+"""A plan: ordered actions, each with its reason. Frozen value rendered by CLI, PR comment, page, JSON."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.model.desired import DesiredWorkspace
+from reconciler.model.enums import ActionKind, Mode, Tier
+from reconciler.model.observed import ObservedWorkspace
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ActionKind
+    workspace_id: str
+    tier: Tier
+    reason: str
+    desired: DesiredWorkspace | None = None
+    observed: ObservedWorkspace | None = None
+    restart: bool = True  # for UPDATE: False when only SKILL.md content changed
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    revision: str | None = None
+    mode: Mode = Mode.RECONCILE
+    actions: tuple[Action, ...] = ()
+    refused: str | None = None  # set when a guard refused: nothing may be applied
+    notes: tuple[str, ...] = Field(default=())
+
+    def counts(self) -> Counter[ActionKind]:
+        return Counter(a.kind for a in self.actions)
+
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind is not ActionKind.NOOP)
+
+    def for_tier(self, tier: Tier) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.tier is tier)
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (
+            f"+{c[ActionKind.CREATE]} ~{c[ActionKind.UPDATE]} -/+{c[ActionKind.RECREATE]} "
+            f"-{c[ActionKind.DELETE]} ={c[ActionKind.NOOP]}"
+        )
