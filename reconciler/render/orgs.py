@@ -1,0 +1,286 @@
+"""Walk one org template into desired workspaces: defaults, includes, externals, identity, env.
+
+Identity is `<org>/<key>`, independent of the parent and of the file a workspace is written in.
+`!include` / `!external` are resolved here, only where a workspace or a list of them stands and
+only inside spawned subtrees. Every problem is collected (not raised) so one run reports all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from reconciler.errors import ConfigError, Location, SourceError
+from reconciler.model.config import (
+    ImagesFile,
+    OrgFile,
+    PluginPin,
+    PluginUse,
+    ReconcilerFile,
+    Workspace,
+    WorkspaceFields,
+)
+from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
+from reconciler.model.enums import Tier
+from reconciler.render.files import scan_files
+from reconciler.render.images import image_for
+from reconciler.render.loader import ExternalRef, IncludeRef, LocDict, LocList, TreeContext, confine, load_yaml
+from reconciler.render.spec_hash import with_spec
+from reconciler.render.validate import validate
+from reconciler.secrets import SecretStore
+
+MAX_INCLUDE_DEPTH = 16
+MAX_EXTERNAL_DEPTH = 4
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+RESERVED_ENV = {"WORKSPACE_ID", "WORKSPACE_NAME", "PARENT_ID", "AGENT_MODEL", "AGENT_ROLE", "AGENT_RUNTIME"}
+
+
+class ExternalFetcher(Protocol):
+    """Fetch `repo` (host/owner/name) at `ref`; return the root directory of that tree."""
+
+    def fetch(self, repo: str, ref: str, url: str | None) -> Path: ...
+
+
+@dataclass
+class OrgRenderer:
+    settings: ReconcilerFile
+    plugins: dict[str, PluginPin]
+    images: ImagesFile | None
+    fetcher: ExternalFetcher | None
+    secrets: SecretStore | None
+    errors: list[ConfigError] = field(default_factory=list)
+    workspaces: list[DesiredWorkspace] = field(default_factory=list)
+    _files_cache: dict[Path, FilesRef] = field(default_factory=dict)
+
+    # ---- the org ---------------------------------------------------------------------------
+    def render_org(self, org: str, data: Any, ctx: TreeContext, org_file: Location) -> None:
+        if not isinstance(data, LocDict):
+            self.errors.append(ConfigError("org.yaml must be a mapping with name, defaults, workspaces", org_file))
+            return
+        parsed, errs = validate(OrgFile, data.without("workspaces"), data.loc)
+        self.errors.extend(errs)
+        defaults = parsed.defaults if parsed and parsed.defaults else WorkspaceFields()
+        seen: dict[str, Location] = {}
+        self._walk(data.get("workspaces"), data.value_locs.get("workspaces", data.loc), org, None, defaults, seen, 0)
+
+    def _walk(
+        self, items: Any, at: Location, org: str, parent: str | None, defaults: WorkspaceFields,
+        seen: dict[str, Location], depth: int,
+    ) -> None:
+        for item, loc in self._expand(items, at, 0):
+            if not isinstance(item, LocDict):
+                self.errors.append(ConfigError("a workspace must be a mapping with at least `name`", loc))
+                continue
+            ws, errs = validate(Workspace, item.without("children"), item.loc)
+            if ws is None:
+                self.errors.extend(errs)
+                continue
+            if not ws.spawning:
+                continue  # this workspace and its whole subtree: no side effect at all
+            desired = self._desired(org, ws, defaults, parent, item, seen)
+            if len(self.workspaces) > self.settings.limits.max_workspaces:
+                self.errors.append(ConfigError(
+                    f"more than {self.settings.limits.max_workspaces} workspaces; raise limits.max_workspaces "
+                    "in reconciler.yaml if this is intended", item.loc))
+                return
+            if "children" in item:
+                self._walk(item["children"], item.value_locs["children"], org,
+                           desired.id if desired else f"{org}/?", defaults, seen, depth + 1)
+
+    def _expand(self, data: Any, at: Location, depth: int) -> Iterator[tuple[Any, Location]]:
+        """Yield workspace mappings, resolving includes/externals and flattening lists."""
+        if data is None:
+            return
+        if isinstance(data, LocList):
+            for item, loc in zip(data, data.item_locs, strict=True):
+                yield from self._expand(item, loc, depth)
+        elif isinstance(data, IncludeRef):
+            loaded = self._include(data, depth)
+            if loaded is not None:
+                yield from self._expand(loaded, data.loc, depth + 1)
+        elif isinstance(data, ExternalRef):
+            loaded = self._external(data)
+            if loaded is not None:
+                yield from self._expand(loaded, data.loc, depth + 1)
+        elif isinstance(data, LocDict):
+            yield data, data.loc
+        else:
+            self.errors.append(ConfigError(f"expected a workspace or a list of workspaces, got {data!r}", at))
+
+    def _include(self, ref: IncludeRef, depth: int) -> Any:
+        if depth >= MAX_INCLUDE_DEPTH or len(ref.chain) > MAX_INCLUDE_DEPTH:
+            self.errors.append(ConfigError(f"!include nested deeper than {MAX_INCLUDE_DEPTH} levels", ref.loc))
+            return None
+        try:
+            target = confine(ref.ctx.root, ref.file.parent, ref.path, "!include", ref.loc)
+            display = ref.ctx.display(target)
+            if display in ref.chain:
+                chain = " -> ".join((*ref.chain[ref.chain.index(display):], display))
+                raise ConfigError(f"!include cycle: {chain}", ref.loc)
+            if not target.is_file():
+                raise ConfigError(f"!include {ref.path!r}: no such file ({display})", ref.loc)
+            return load_yaml(target, ref.ctx, ref.chain, ref.loc)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return None
+
+    def _external(self, ref: ExternalRef) -> Any:
+        try:
+            check_external(ref, self.settings.allowed_sources)
+            if ref.ctx.external_depth >= MAX_EXTERNAL_DEPTH:
+                raise ConfigError(f"!external nested deeper than {MAX_EXTERNAL_DEPTH} levels", ref.loc)
+            if self.fetcher is None:
+                raise ConfigError("!external needs a fetcher (run against a git source or pass --state-dir)", ref.loc)
+            try:
+                fetched = Path(os.path.realpath(self.fetcher.fetch(ref.repo, ref.ref, ref.url)))
+            except SourceError as exc:
+                raise ConfigError(f"!external {ref.repo}@{ref.ref}: {exc}", ref.loc) from None
+            inner = TreeContext(fetched, fetched, f"{ref.repo}@{ref.ref}:", ref.ctx.external_depth + 1)
+            target = confine(fetched, fetched, ref.path, "!external path", ref.loc)
+            if not target.is_file():
+                raise ConfigError(f"!external path {ref.path!r} is not a file in {ref.repo}@{ref.ref}", ref.loc)
+            inner = TreeContext(fetched, target.parent, inner.label, inner.external_depth)
+            return load_yaml(target, inner, (), ref.loc)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return None
+
+    # ---- one workspace ---------------------------------------------------------------------
+    def _desired(
+        self, org: str, ws: Workspace, defaults: WorkspaceFields, parent: str | None, item: LocDict,
+        seen: dict[str, Location],
+    ) -> DesiredWorkspace | None:
+        problems: list[str] = []
+        key = ws.key or slug(ws.name)
+        if not key:
+            self.errors.append(ConfigError(f"cannot derive a key from name {ws.name!r}; set `key:`", item.loc))
+            return None
+        if key in seen:
+            self.errors.append(ConfigError(
+                f"duplicate workspace key {key!r} in org {org!r}: also at {seen[key]}; give one of them its own `key`",
+                item.loc))
+            return None
+        seen[key] = item.loc
+        ident = f"{org}/{key}"
+        runtime = ws.runtime or defaults.runtime
+        if not runtime:
+            problems.append("runtime is required (set it on the workspace or in the org defaults)")
+        provisioned = runtime != "external"
+        image = None
+        if runtime and provisioned:
+            image = image_for(runtime, self.images)
+            if image is None:
+                problems.append(f"runtime {runtime!r} has no image in images.yaml; add `{runtime}: <image>` there")
+        env = {**(defaults.env or {}), **(ws.env or {})}
+        reserved = sorted(RESERVED_ENV & set(env))
+        if reserved:
+            problems.append(f"env {', '.join(reserved)} is set by the reconciler; remove it from env")
+        plain = {k: _env_text(v) for k, v in env.items()}
+        model, role = ws.model or defaults.model, ws.role or defaults.role
+        plain.update({"WORKSPACE_ID": ident, "WORKSPACE_NAME": ws.name, "AGENT_RUNTIME": runtime or ""})
+        if parent:
+            plain["PARENT_ID"] = parent
+        if model:
+            plain["AGENT_MODEL"] = model
+        if role:
+            plain["AGENT_ROLE"] = role
+        secrets = _union(defaults.secrets, ws.secrets)
+        digests: dict[str, str] = {}
+        if self.secrets is not None:
+            missing = [s for s in secrets if not self.secrets.has(org, key, s)]
+            if missing:
+                problems.append(f"secret(s) {', '.join(missing)} not found in the secrets directory "
+                                f"(looked in <dir>/{org}/{key}/, <dir>/{org}/, <dir>/)")
+            digests = {s: self.secrets.digest(org, key, s) for s in secrets if s not in missing}
+        required = _union(defaults.required_env, ws.required_env)
+        missing_env = [n for n in required if n not in plain and n not in secrets]
+        if missing_env:
+            problems.append(f"required_env missing: {', '.join(missing_env)} (set them in env or secrets)")
+        plugins = self._plugins(defaults.plugins, ws.plugins, problems)
+        files = self._files(ws.files_dir or defaults.files_dir, item, problems)
+        if problems:
+            self.errors.extend(ConfigError(f"{ident}: {p}", item.loc) for p in problems)
+            return None
+        resources = ws.resources or defaults.resources
+        if ws.resources and defaults.resources:
+            resources = defaults.resources.model_copy(update=ws.resources.model_dump(exclude_none=True))
+        desired = with_spec(DesiredWorkspace(
+            id=ident, org=org, key=key, name=ws.name, role=role, tier=ws.tier or defaults.tier or Tier.PRODUCTION,
+            runtime=runtime or "", provisioned=provisioned, model=model, image=image, parent=parent, env=plain,
+            secrets=tuple(secrets), secret_digests=digests, required_env=tuple(required), plugins=tuple(plugins),
+            files=files, resources=resources, health=ws.health or defaults.health, source=item.loc,
+        ))
+        self.workspaces.append(desired)
+        return desired
+
+    def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[str]) -> list[PluginPinRef]:
+        chosen: dict[str, str | None] = {}
+        for entry in (base or []) + (own or []):
+            name, track = (entry.name, entry.track) if isinstance(entry, PluginUse) else (entry, None)
+            chosen[name] = track
+        out = []
+        for name, track in chosen.items():
+            pin = self.plugins.get(name)
+            if pin is None:
+                problems.append(f"plugin {name!r} is not declared in plugins.yaml")
+                continue
+            out.append(PluginPinRef(name=name, source=pin.source, track=track or pin.track, path=pin.path))
+        return sorted(out, key=lambda p: p.name)
+
+    def _files(self, files_dir: str | None, item: LocDict, problems: list[str]) -> FilesRef | None:
+        if not files_dir:
+            return None
+        ctx = item.ctx
+        at = item.value_locs.get("files_dir", item.loc)
+        try:
+            directory = confine(ctx.root, ctx.files_base, files_dir, "files_dir", at)
+            if directory not in self._files_cache:
+                self._files_cache[directory] = scan_files(directory, ctx.root, ctx.display(directory), at)
+            return self._files_cache[directory]
+        except ConfigError as exc:
+            problems.append(exc.message)
+            return None
+
+
+def check_external(ref: ExternalRef, allowed: list[str]) -> None:
+    """Allowlist, ref pattern and url checks, before any network access."""
+    if not REF_PATTERN.match(ref.ref) or ".." in ref.ref:
+        raise ConfigError(f"!external ref {ref.ref!r} must match {REF_PATTERN.pattern} and contain no '..'", ref.loc)
+    if not source_allowed(ref.repo, allowed):
+        raise ConfigError(
+            f"!external repo {ref.repo!r} is not allowed; add its host/org prefix to allowed_sources "
+            "in reconciler.yaml", ref.loc)
+    if ref.url is not None:
+        parsed = urlparse(ref.url)
+        if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
+            raise ConfigError("!external url must be http(s) without credentials in it", ref.loc)
+        if f"{parsed.netloc}{parsed.path}".removesuffix(".git").rstrip("/") != ref.repo.rstrip("/"):
+            raise ConfigError(f"!external url {ref.url!r} does not point at repo {ref.repo!r}", ref.loc)
+
+
+def source_allowed(repo: str, allowed: list[str]) -> bool:
+    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
+    repo = repo.strip("/") + "/"
+    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
+
+
+def _union(*lists: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for items in lists:
+        out.extend(i for i in items or [] if i not in out)
+    return out
+
+
+def _env_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

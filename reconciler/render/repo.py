@@ -1,0 +1,117 @@
+"""Render a whole config repository (a directory: a checkout or a tree exported at one SHA).
+
+    reconciler.yaml  plugins.yaml  images.yaml  orgs/<org>/org.yaml
+
+Returns the DesiredState, or raises ConfigErrors carrying every problem found, each with
+file:line:column. Nothing here talks to a backend; `!external` goes through the fetcher given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+
+from reconciler.errors import ConfigError, ConfigErrors, Location
+from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile
+from reconciler.model.desired import DesiredState
+from reconciler.render.loader import TreeContext, load_yaml
+from reconciler.render.orgs import ExternalFetcher, OrgRenderer, source_allowed
+from reconciler.render.validate import locate, validate
+from reconciler.secrets import SecretStore
+
+M = TypeVar("M", bound=BaseModel)
+__all__ = ["ExternalFetcher", "load_settings", "render_repo"]
+
+
+def _load_optional(
+    model: type[M], root: Path, ctx: TreeContext, name: str, errors: list[ConfigError]
+) -> tuple[M | None, Any]:
+    path = root / name
+    if not path.is_file():
+        return None, None
+    try:
+        data = load_yaml(path, ctx)
+    except ConfigError as exc:
+        errors.append(exc)
+        return None, None
+    parsed, errs = validate(model, data if data is not None else {}, Location(name))
+    errors.extend(errs)
+    return parsed, data
+
+
+def load_settings(root: Path) -> ReconcilerFile:
+    """`reconciler.yaml` alone (defaults when absent); raises ConfigErrors when invalid."""
+    root = Path(os.path.realpath(root))
+    errors: list[ConfigError] = []
+    settings, _ = _load_optional(ReconcilerFile, root, TreeContext(root, root), "reconciler.yaml", errors)
+    if errors:
+        raise ConfigErrors(errors)
+    return settings or ReconcilerFile()
+
+
+def render_repo(
+    root: Path,
+    *,
+    fetcher: ExternalFetcher | None = None,
+    secrets: SecretStore | None = None,
+    revision: str | None = None,
+) -> DesiredState:
+    root = Path(os.path.realpath(root))
+    if not root.is_dir():
+        raise ConfigErrors([ConfigError(f"{root} is not a directory")])
+    ctx = TreeContext(root, root)
+    errors: list[ConfigError] = []
+    settings = _load_optional(ReconcilerFile, root, ctx, "reconciler.yaml", errors)[0] or ReconcilerFile()
+    plugins, plugins_data = _load_optional(PluginsFile, root, ctx, "plugins.yaml", errors)
+    plugins = plugins or PluginsFile()
+    images, _ = _load_optional(ImagesFile, root, ctx, "images.yaml", errors)
+    errors.extend(_check_plugin_sources(plugins, plugins_data, settings))
+    orgs_dir = root / "orgs"
+    if not orgs_dir.is_dir():
+        errors.append(ConfigError("not a config repository: no orgs/ directory (expected orgs/<org>/org.yaml)",
+                                  Location(str(root))))
+        raise ConfigErrors(errors)
+    renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets)
+    for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
+        org = org_dir.name
+        org_file = org_dir / "org.yaml"
+        where = Location(ctx.display(org_file))
+        if not re.match(KEY_PATTERN, org):
+            errors.append(ConfigError(f"org directory name {org!r} must be a lowercase slug ({KEY_PATTERN})", where))
+            continue
+        if not org_file.is_file():
+            errors.append(ConfigError(f"orgs/{org}/ has no org.yaml; add one or remove the directory", where))
+            continue
+        try:
+            data = load_yaml(org_file, TreeContext(root, org_dir))
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        renderer.render_org(org, data, TreeContext(root, org_dir), where)
+    errors.extend(renderer.errors)
+    if errors:
+        raise ConfigErrors(errors)
+    workspaces = tuple(sorted(renderer.workspaces, key=lambda w: w.id))
+    return DesiredState(revision=revision, root=str(root), workspaces=workspaces, mode_default=settings.mode.value)
+
+
+def _check_plugin_sources(plugins: PluginsFile, data: Any, settings: ReconcilerFile) -> list[ConfigError]:
+    errors = []
+    for name, pin in plugins.plugins.items():
+        parsed = urlparse(pin.source)
+        where = locate(data, ("plugins", name, "source"), Location("plugins.yaml"))
+        if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
+            errors.append(ConfigError(
+                f"plugin {name!r}: source must be an http(s) git URL without credentials, got {pin.source!r}", where))
+        elif not source_allowed(f"{parsed.netloc}{parsed.path}".removesuffix(".git"), settings.allowed_sources):
+            errors.append(ConfigError(
+                f"plugin {name!r}: source {pin.source!r} is not allowed; add its host/org prefix to "
+                "allowed_sources in reconciler.yaml", where))
+        if pin.path and (pin.path.startswith("/") or ".." in Path(pin.path).parts):
+            errors.append(ConfigError(f"plugin {name!r}: path must be relative and downward only", where))
+    return errors

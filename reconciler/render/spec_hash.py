@@ -1,0 +1,54 @@
+"""The spec hash: one short hash per component of a workspace, and one over all of them.
+
+A part changes exactly when something that should cause a change changes: YAML formatting, key
+order, comments and which file a workspace is written in never enter it. Per-key parts
+(`env.<KEY>`, `secret.<NAME>`) let a plan name what changed without storing any value; secret
+parts are keyed hashes computed elsewhere (`secret_digests`), never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from reconciler.model.desired import DesiredWorkspace
+
+RESERVED_ENV = ("WORKSPACE_ID", "PARENT_ID")
+
+
+def short_hash(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
+    parts: dict[str, str] = {
+        "name": short_hash(ws.name),
+        "tier": short_hash(ws.tier.value),
+        "runtime": short_hash(ws.runtime),
+        "image": short_hash(ws.image_digest or ws.image),
+        "parent": short_hash(ws.parent),
+        "resources": short_hash(ws.resources.model_dump(mode="json") if ws.resources else None),
+        "health": short_hash(ws.health.model_dump(mode="json") if ws.health else None),
+        "files": short_hash(ws.files.content_hash if ws.files else None),
+        "plugins": short_hash(
+            [[p.name, p.resolved_sha or p.track, p.path, p.content_hash] for p in sorted(ws.plugins, key=lambda p: p.name)]
+        ),
+        "skills": short_hash(
+            [ws.files.skills_hash if ws.files else ""] + [p.skills_hash or "" for p in sorted(ws.plugins, key=lambda p: p.name)]
+        ),
+    }
+    for key, value in ws.env.items():
+        if key not in RESERVED_ENV:
+            parts[f"env.{key}"] = short_hash(value)
+    for name in ws.secrets:
+        parts[f"secret.{name}"] = short_hash(ws.secret_digests.get(name, "unresolved"))
+    return parts
+
+
+def with_spec(ws: DesiredWorkspace) -> DesiredWorkspace:
+    """The same workspace with spec_parts and spec_hash computed from its current fields."""
+    parts = spec_parts(ws)
+    spec = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    return ws.model_copy(update={"spec_parts": parts, "spec_hash": spec})

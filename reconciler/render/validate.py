@@ -1,0 +1,76 @@
+"""Validate located YAML data against a pydantic model, mapping each error back to file:line:col."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.errors import ConfigError, Location
+from reconciler.render.loader import ExternalRef, IncludeRef, LocDict, LocList
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def locate(data: Any, path: tuple[str | int, ...], fallback: Location) -> Location:
+    """The most precise location known for `path` inside located data."""
+    best = getattr(data, "loc", fallback)
+    node = data
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, LocDict) and isinstance(part, str) and part in node:
+            best = node.key_locs[part] if last else node.value_locs[part]
+            node = node[part]
+        elif isinstance(node, LocList) and isinstance(part, int) and 0 <= part < len(node):
+            best = node.item_locs[part]
+            node = node[part]
+        else:
+            break
+        best = getattr(node, "loc", best) if not last else best
+    return best
+
+
+def _message(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {err['loc'][-1]!r}; check the spelling (allowed keys are in the schema)"
+    if kind == "missing":
+        return f"{loc or 'value'} is required"
+    msg = err["msg"]
+    if kind == "string_pattern_mismatch" and loc.endswith("track"):
+        msg += " (use one of none, tag:<name>, branch:<name>, sha:<40 hex>)"
+    elif kind == "enum":
+        msg = f"{msg}, got {err.get('input')!r}"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _has_refs(data: Any) -> IncludeRef | ExternalRef | None:
+    if isinstance(data, IncludeRef | ExternalRef):
+        return data
+    if isinstance(data, dict):
+        return next((r for v in data.values() if (r := _has_refs(v))), None)
+    if isinstance(data, list):
+        return next((r for v in data if (r := _has_refs(v))), None)
+    return None
+
+
+def validate(model: type[M], data: Any, fallback: Location) -> tuple[M | None, list[ConfigError]]:
+    """Validate; on failure return every error, deduplicated, with its location."""
+    ref = _has_refs(data)
+    if ref is not None:
+        tag = "!include" if isinstance(ref, IncludeRef) else "!external"
+        return None, [ConfigError(f"{tag} may only stand where a workspace or a list of workspaces goes", ref.loc)]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        seen: dict[tuple[Location, str], ConfigError] = {}
+        for err in exc.errors(include_url=False):
+            path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union["))))
+            # unions (plugin entry str | mapping) report each branch; keep the mapping branch only
+            if err["type"] in ("string_type",) and any(str(p).startswith("union[") for p in err["loc"]):
+                continue
+            loc = locate(data, path, fallback)
+            message = _message({**err, "loc": path})
+            seen.setdefault((loc, message), ConfigError(message, loc))
+        return None, list(seen.values())
