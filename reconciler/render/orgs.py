@@ -155,7 +155,8 @@ class OrgRenderer:
         self, org: str, ws: Workspace, defaults: WorkspaceFields, parent: str | None, item: LocDict,
         seen: dict[str, Location],
     ) -> DesiredWorkspace | None:
-        problems: list[str] = []
+        problems: list[str] = []  # messages located at the workspace itself
+        located: list[ConfigError] = []  # messages with a more precise location
         key = ws.key or slug(ws.name)
         if not key:
             self.errors.append(ConfigError(f"cannot derive a key from name {ws.name!r}; set `key:`", item.loc))
@@ -202,9 +203,10 @@ class OrgRenderer:
         if missing_env:
             problems.append(f"required_env missing: {', '.join(missing_env)} (set them in env or secrets)")
         plugins = self._plugins(defaults.plugins, ws.plugins, problems)
-        files = self._files(ws.files_dir or defaults.files_dir, item, problems)
-        if problems:
+        files = self._files(ws.files_dir or defaults.files_dir, item, located)
+        if problems or located:
             self.errors.extend(ConfigError(f"{ident}: {p}", item.loc) for p in problems)
+            self.errors.extend(ConfigError(f"{ident}: {e.message}", e.location) for e in located)
             return None
         resources = ws.resources or defaults.resources
         if ws.resources and defaults.resources:
@@ -232,7 +234,7 @@ class OrgRenderer:
             out.append(PluginPinRef(name=name, source=pin.source, track=track or pin.track, path=pin.path))
         return sorted(out, key=lambda p: p.name)
 
-    def _files(self, files_dir: str | None, item: LocDict, problems: list[str]) -> FilesRef | None:
+    def _files(self, files_dir: str | None, item: LocDict, problems: list[ConfigError]) -> FilesRef | None:
         if not files_dir:
             return None
         ctx = item.ctx
@@ -243,7 +245,7 @@ class OrgRenderer:
                 self._files_cache[directory] = scan_files(directory, ctx.root, ctx.display(directory), at)
             return self._files_cache[directory]
         except ConfigError as exc:
-            problems.append(exc.message)
+            problems.append(exc)
             return None
 
 

@@ -68,9 +68,8 @@ def _patch_workspace_lists(schema: dict[str, Any]) -> None:
 def generate(filename: str) -> dict[str, Any]:
     model, title = FILES[filename]
     schema = model.model_json_schema()
-    if model is Workspace:
-        body = {k: v for k, v in schema.items() if k != "$defs"}
-        schema = {"$defs": {**schema.get("$defs", {}), "Workspace": body}}
+    if model is Workspace:  # self-recursive: pydantic puts the body in $defs and a $ref at the top
+        schema = {"$defs": schema["$defs"]}
         _patch_workspace_lists(schema)
         schema["anyOf"] = [_WS_REF, {"type": "array", "items": _WS_OR_TAG}]
     else:

@@ -38,6 +38,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{loc or 'value'} is required"
     msg = err["msg"]
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        msg = f"expected text, got {str(err['input']).lower()} (YAML reads yes/no/on/off as booleans: quote it)"
     if kind == "string_pattern_mismatch" and loc.endswith("track"):
         msg += " (use one of none, tag:<name>, branch:<name>, sha:<40 hex>)"
     elif kind == "enum":

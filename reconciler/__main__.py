@@ -1,0 +1,3 @@
+from reconciler.cli import app
+
+app(prog_name="reconciler")

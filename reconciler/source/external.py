@@ -1,0 +1,116 @@
+"""The `!external` fetcher: another repository's tree at a ref, cached by (repo, resolved SHA).
+
+Everything that can be checked without the network is checked first, in this order: the repo
+name's shape, the allowlist of host/org prefixes (matched on path-segment boundaries, so `acme/`
+never admits `acme-evil/`), the ref's characters, and that an explicit URL really points at that
+repo. Only then is the remote asked which commit the ref names (a listing, not a fetch). The tree
+of that commit lives at `state_dir/external/<sha256(repo)[:16]>/<sha>`, written through a temp
+dir + rename and trusted only with its completion marker; a complete cache entry is served without
+touching the network when the ref is a full SHA, and without fetching when the ref moved nowhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from reconciler.errors import SourceError
+from reconciler.source.mirror import FULL_SHA, GitMirror, is_complete
+
+log = logging.getLogger(__name__)
+
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.-]+){2,}$")
+
+
+def source_allowed(repo: str, allowed: list[str]) -> bool:
+    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
+    repo = repo.strip("/") + "/"
+    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
+
+
+def check_repo(repo: str, allowed: list[str]) -> str:
+    if not REPO_PATTERN.fullmatch(repo) or any(seg in (".", "..") for seg in repo.split("/")):
+        raise SourceError(f"repo {repo!r} is not of the form host/owner/name")
+    if not source_allowed(repo, allowed):
+        shown = ", ".join(allowed) if allowed else "none configured"
+        raise SourceError(f"repo {repo!r} is not in allowed_sources ({shown})")
+    return repo
+
+
+def check_ref(ref: str) -> str:
+    if not REF_PATTERN.fullmatch(ref) or ".." in ref:
+        raise SourceError(f"ref {ref!r} is not allowed: use letters, digits and _ . / - only, without '..'")
+    return ref
+
+
+def external_url(repo: str, url: str | None) -> str:
+    """`https://<repo>.git` by default; an explicit http(s) URL must name the same host and path."""
+    if url is None:
+        return f"https://{repo}.git"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise SourceError(f"url for {repo!r} must be http or https, got scheme {parts.scheme!r}")
+    if "@" in parts.netloc:
+        raise SourceError(f"url for {repo!r} must not carry credentials; configure a token instead")
+    if parts.query or parts.fragment:
+        raise SourceError(f"url for {repo!r} must not have a query or fragment")
+    named = f"{parts.netloc.lower()}{parts.path.removesuffix('/').removesuffix('.git')}"
+    host, _, path = repo.partition("/")
+    if named != f"{host.lower()}/{path}":
+        raise SourceError(f"url {url!r} does not point at repo {repo!r}")
+    return url
+
+
+class GitExternalFetcher:
+    """Implements the renderer's `ExternalFetcher` protocol on top of `GitMirror`."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        allowed_sources: list[str],
+        token_for: Callable[[str], str | None] | None = None,
+        timeout_s: float = 30,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.allowed_sources = list(allowed_sources)
+        self.token_for = token_for
+        self.timeout_s = timeout_s
+
+    def fetch(self, repo: str, ref: str, url: str | None) -> Path:
+        """Root directory of `repo`'s tree at `ref` (resolved to a commit SHA)."""
+        repo = check_repo(repo, self.allowed_sources)
+        check_ref(ref)
+        url = external_url(repo, url)
+        cache_dir = self.state_dir / "external" / hashlib.sha256(repo.encode()).hexdigest()[:16]
+        if FULL_SHA.fullmatch(ref.lower()) and is_complete(cache_dir / ref.lower()):
+            return cache_dir / ref.lower()
+        token = self.token_for(repo) if self.token_for else None
+        mirror = GitMirror(url, self.state_dir, token=token, timeout_s=self.timeout_s)
+        sha = self._resolve(mirror, ref)
+        target = cache_dir / sha
+        if is_complete(target):
+            return target
+        if not mirror.has_commit(sha):
+            mirror.fetch()
+            if not mirror.has_commit(sha):
+                raise SourceError(f"commit {sha} not found at {mirror.display}")
+        log.info("exporting external tree", extra={"source": mirror.display, "ref": ref, "revision": sha})
+        return mirror.export_tree(sha, target)
+
+    @staticmethod
+    def _resolve(mirror: GitMirror, ref: str) -> str:
+        if FULL_SHA.fullmatch(ref.lower()):
+            return ref.lower()
+        heads = mirror.remote_heads()
+        names = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        for name in names:
+            if name in heads:
+                return heads[name]
+        # A short SHA, or a ref that does not exist: the mirror answers (and names what is missing).
+        mirror.fetch()
+        return mirror.resolve(ref)

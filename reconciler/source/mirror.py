@@ -1,0 +1,371 @@
+"""A local bare mirror per git repository, and immutable exports of its trees at exact commits.
+
+Owns every pygit2 network call of the reconciler. A mirror lives at
+`state_dir/mirrors/<sha256(url)[:16]>-<name>.git`: created once, then fetched incrementally with
+force refspecs (force-pushes update it) and pruning (deleted branches disappear, and are remembered
+so `resolve` can say "no longer exists"). An `fcntl` lock per mirror keeps two fetchers (threads or
+processes) out of one mirror. Trees are exported to their own directories, written to a temporary
+directory, renamed into place and trusted only once a completion marker sits beside them, so renders
+of two SHAs never share a mutable checkout.
+
+The token goes only through credential callbacks: never into a URL, `config`, a log line or an
+error (`mask` scrubs every text that could carry it). Network timeouts use libgit2's server
+timeouts (process-wide settings) plus an overall deadline checked from progress callbacks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from base64 import b64encode
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pygit2
+from pygit2.enums import CredentialType, FetchPrune, FileMode
+
+from reconciler.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+DELETED_FILE = "reconciler-deleted-branches.json"
+MAX_TREE_BYTES = 512 * 1024 * 1024
+MAX_TREE_ENTRIES = 200_000
+
+
+# ---- small helpers shared by the whole source package -------------------------------------------
+def mask(text: str, *secrets: str) -> str:
+    """`text` with every secret (raw, URL-encoded, or inside a Basic auth header) replaced by `***`."""
+    for secret in secrets:
+        if secret:
+            for form in (secret, quote(secret, safe=""), b64encode(f"oauth2:{secret}".encode()).decode()):
+                text = text.replace(form, "***")
+    return re.sub(r"(://)[^/@\s]+@", r"\1", text)
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password part."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive `flock` on `path`: serialises threads (one open file each) and processes alike."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _marker(target: Path) -> Path:
+    return target.with_name(target.name + ".complete")
+
+
+def is_complete(target: Path) -> bool:
+    """A materialised directory is trusted only when its completion marker sits beside it."""
+    return _marker(target).is_file() and target.is_dir() and not target.is_symlink()
+
+
+def materialize(target: Path, write: Callable[[Path], None]) -> Path:
+    """Create directory `target` once: `write` fills a temp dir, renamed into place, then marked complete.
+
+    A leftover without its marker (a crash half-way) is removed and written again. Writers of one
+    target take turns under a lock; writers of different targets never wait for each other.
+    """
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_name(target.name + ".lock")):
+        if is_complete(target):
+            return target
+        _marker(target).unlink(missing_ok=True)
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            write(tmp)
+            tmp.chmod(0o755)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _marker(target).write_text(f"complete {time.time():.0f}\n")
+    return target
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Credentials from the token (username `oauth2`), and an overall deadline on transfers."""
+
+    def __init__(self, display: str, token: str | None, deadline_s: float) -> None:
+        super().__init__()
+        self.display = display
+        self.token = token
+        self.deadline = time.monotonic() + deadline_s
+        self.attempts = 0
+
+    def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
+        self.attempts += 1
+        if not self.token:
+            raise SourceError(f"{self.display} requires authentication and no token is configured for it")
+        if self.attempts > 1:
+            raise SourceError(f"{self.display} rejected the configured token (authentication failed)")
+        if not allowed_types & CredentialType.USERPASS_PLAINTEXT:
+            raise SourceError(f"{self.display} asks for a credential type other than a token")
+        return pygit2.UserPass("oauth2", self.token)
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SourceError(f"transfer from {self.display} exceeded its deadline")
+
+    def transfer_progress(self, stats: Any) -> None:
+        self._check_deadline()
+
+    def sideband_progress(self, string: str) -> None:
+        self._check_deadline()
+
+
+def _set_timeouts(timeout_s: float) -> None:
+    # libgit2 keeps these process-wide; every network call sets them again before it starts.
+    ms = max(1, int(timeout_s * 1000))
+    pygit2.settings.server_connect_timeout = ms
+    pygit2.settings.server_timeout = ms
+
+
+def _peel_heads(heads: list[Any]) -> dict[str, str]:
+    """ref name -> sha; an annotated tag maps to the commit it points at (its `^{}` entry)."""
+    out: dict[str, str] = {}
+    for head in heads:
+        if not head.name.endswith("^{}"):
+            out.setdefault(head.name, str(head.oid))
+    for head in heads:
+        if head.name.endswith("^{}"):
+            out[head.name[:-3]] = str(head.oid)
+    return out
+
+
+def _location(url: str) -> str:
+    """A URL stays as given (credentials stripped); anything else is a local path made absolute."""
+    if "://" in url:
+        return safe_url(url)
+    path = Path(url).expanduser().resolve()
+    if pygit2.discover_repository(str(path)) is None:
+        raise SourceError(f"{path} is not a git repository")
+    return str(path)
+
+
+def list_remote_heads(url: str, token: str | None = None, timeout_s: float = 30) -> dict[str, str]:
+    """Remote refs (name -> sha, tags peeled, `HEAD` included) without fetching or any state on disk."""
+    location = _location(url)
+    with tempfile.TemporaryDirectory(prefix="reconciler-ls-") as scratch:
+        repo = pygit2.init_repository(scratch, bare=True)
+        return _list(repo.remotes.create_anonymous(location), location, token, timeout_s)
+
+
+def _list(remote: Any, display: str, token: str | None, timeout_s: float) -> dict[str, str]:
+    _set_timeouts(timeout_s)
+    try:
+        return _peel_heads(remote.list_heads(callbacks=_Callbacks(display, token, timeout_s * 4)))
+    except pygit2.GitError as exc:
+        raise SourceError(mask(f"listing refs of {display} failed: {exc}", token or "")) from None
+
+
+class GitMirror:
+    """The local bare mirror of one repository (URL or local path)."""
+
+    def __init__(self, url: str, state_dir: Path, token: str | None = None, timeout_s: float = 30) -> None:
+        self.url = _location(url)
+        self.display = self.url
+        self.token = token
+        self.timeout_s = timeout_s
+        self.state_dir = Path(state_dir)
+        key = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git"))
+        self.path = self.state_dir / "mirrors" / f"{key}-{name.strip('.-')[:40] or 'repo'}.git"
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    # ---- network -----------------------------------------------------------------------------
+    def remote_heads(self) -> dict[str, str]:
+        """Remote refs (name -> sha, annotated tags peeled, `HEAD` included), without fetching."""
+        with file_lock(self._lock_path):
+            repo = self._open()
+        return _list(repo.remotes["origin"], self.display, self.token, self.timeout_s)
+
+    def fetch(self) -> None:
+        """Bring the mirror up to date: force-updated branches and tags, deleted branches pruned."""
+        with file_lock(self._lock_path):
+            repo = self._open()
+            before = self._branches(repo)
+            remote = repo.remotes["origin"]
+            _set_timeouts(self.timeout_s)
+            callbacks = _Callbacks(self.display, self.token, self.timeout_s * 10)
+            try:
+                stats = remote.fetch(callbacks=callbacks, prune=FetchPrune.PRUNE)
+                advertised = remote.list_heads(connect=False)
+            except pygit2.GitError as exc:
+                raise SourceError(mask(f"fetching {self.display} failed: {exc}", self.token or "")) from None
+            after = self._branches(repo)
+            self._point_head(repo, advertised)
+            self._remember_deleted(before, after)
+        log.info(
+            "fetched source",
+            extra={"source": self.display, "received_objects": stats.received_objects,
+                   "branches": len(after), "deleted_branches": sorted(set(before) - set(after))},
+        )
+
+    # ---- local reads -------------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        """A branch, `refs/...` name, tag, `HEAD`, or a full/short SHA present locally -> full commit SHA."""
+        if not ref or any(c.isspace() or ord(c) < 32 for c in ref):
+            raise SourceError(f"invalid ref {ref!r} for {self.display}")
+        repo = self._repo()
+        names = [ref] if ref == "HEAD" or ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        for name in names:
+            found = repo.references.get(name)
+            if found is not None:
+                return self._commit_of(repo, found.target if name != "HEAD" else found.resolve().target, ref)
+        if re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
+            try:
+                return str(repo.revparse_single(ref.lower()).peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+                raise SourceError(f"commit {ref!r} not found at {self.display}") from None
+        branch = ref.removeprefix("refs/heads/")
+        if branch in self._deleted():
+            raise SourceError(f"branch {branch!r} no longer exists at {self.display}")
+        raise SourceError(f"ref {ref!r} not found at {self.display} (no such branch or tag)")
+
+    def has_commit(self, sha: str) -> bool:
+        if not (self.path / "HEAD").exists():
+            return False
+        try:
+            return isinstance(self._repo()[sha], pygit2.Commit)
+        except (KeyError, ValueError):
+            return False
+
+    def export_tree(self, sha: str, dest: Path | None = None) -> Path:
+        """Write the tree of commit `sha` to `dest` (default `state_dir/trees/<sha>`); immutable once done."""
+        sha = sha.lower()
+        if not FULL_SHA.fullmatch(sha):
+            raise SourceError(f"export needs a full 40-hex commit SHA, got {sha!r}")
+        target = dest if dest is not None else self.state_dir / "trees" / sha
+        if is_complete(target):
+            return target
+        if not self.has_commit(sha):
+            raise SourceError(f"commit {sha} is not in the mirror of {self.display}; fetch first")
+        repo = self._repo()
+        tree = repo[sha].peel(pygit2.Tree)
+        return materialize(target, lambda tmp: _TreeWriter(repo).write(tree, tmp))
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _repo(self) -> pygit2.Repository:
+        try:
+            return pygit2.Repository(str(self.path))
+        except pygit2.GitError:
+            raise SourceError(f"no mirror of {self.display} yet; fetch first") from None
+
+    def _open(self) -> pygit2.Repository:
+        """Open the mirror, creating it (bare, `origin` with force refspecs) on first use. Caller locks."""
+        try:
+            repo = pygit2.Repository(str(self.path))
+            if repo.remotes["origin"].url == self.url:
+                return repo
+        except (pygit2.GitError, KeyError):
+            pass
+        shutil.rmtree(self.path, ignore_errors=True)
+        repo = pygit2.init_repository(str(self.path), bare=True)
+        repo.remotes.create("origin", self.url, REFSPECS[0])
+        repo.remotes.add_fetch("origin", REFSPECS[1])
+        log.info("created mirror", extra={"source": self.display, "mirror": str(self.path)})
+        return repo
+
+    @staticmethod
+    def _branches(repo: pygit2.Repository) -> dict[str, str]:
+        return {
+            name.removeprefix("refs/heads/"): str(repo.references[name].target)
+            for name in repo.references
+            if name.startswith("refs/heads/")
+        }
+
+    @staticmethod
+    def _point_head(repo: pygit2.Repository, advertised: list[Any]) -> None:
+        for head in advertised:
+            target = getattr(head, "symref_target", None)
+            if head.name == "HEAD" and target and repo.references.get(target) is not None:
+                repo.references.create("HEAD", target, force=True)
+
+    def _deleted(self) -> dict[str, str]:
+        try:
+            return dict(json.loads((self.path / DELETED_FILE).read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _remember_deleted(self, before: dict[str, str], after: dict[str, str]) -> None:
+        deleted = {**self._deleted(), **{b: sha for b, sha in before.items() if b not in after}}
+        deleted = {b: sha for b, sha in deleted.items() if b not in after}
+        (self.path / DELETED_FILE).write_text(json.dumps(deleted, sort_keys=True))
+
+    def _commit_of(self, repo: pygit2.Repository, oid: Any, ref: str) -> str:
+        try:
+            return str(repo[oid].peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.InvalidSpecError):
+            raise SourceError(f"ref {ref!r} at {self.display} does not point at a commit") from None
+
+
+class _TreeWriter:
+    """Blobs become files with their mode, symlinks stay symlinks (never followed), submodules skipped."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+        self.bytes = 0
+        self.entries = 0
+
+    def write(self, tree: pygit2.Tree, into: Path) -> None:
+        for entry in tree:
+            name = entry.name or ""
+            if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+                raise SourceError(f"tree contains an unsafe entry name {name!r}")
+            self.entries += 1
+            if self.entries > MAX_TREE_ENTRIES:
+                raise SourceError(f"tree has more than {MAX_TREE_ENTRIES} entries")
+            path = into / name
+            mode = entry.filemode
+            if mode == FileMode.TREE:
+                path.mkdir(mode=0o755)
+                self.write(self.repo[entry.id].peel(pygit2.Tree), path)
+            elif mode == FileMode.LINK:
+                os.symlink(os.fsdecode(self.repo[entry.id].data), path)
+            elif mode in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+                self._file(path, self.repo[entry.id].data, 0o755 if mode == FileMode.BLOB_EXECUTABLE else 0o644)
+            # FileMode.COMMIT (a submodule) is skipped on purpose.
+
+    def _file(self, path: Path, data: bytes, mode: int) -> None:
+        self.bytes += len(data)
+        if self.bytes > MAX_TREE_BYTES:
+            raise SourceError(f"tree is larger than {MAX_TREE_BYTES} bytes")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
