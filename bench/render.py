@@ -30,11 +30,19 @@ def generate(root: Path, workspaces: int, orgs: int = 4, per_file: int = 25) -> 
         leads = per_org // per_file
         lines = [f"name: Org {o}", "defaults:", "  runtime: claude-code", "  env: {LOG_LEVEL: info}", "workspaces:"]
         for t in range(leads):
-            lines += [f"  - name: Lead {t}", "    files_dir: files", "    tier: canary" if t == 0 else "    tier: production",
-                      f"    children: !include teams/team{t}.yaml"]
+            lines += [
+                f"  - name: Lead {t}",
+                "    files_dir: files",
+                "    tier: canary" if t == 0 else "    tier: production",
+                f"    children: !include teams/team{t}.yaml",
+            ]
             team = []
             for w in range(per_file - 1):
-                team += [f"- name: Worker {t}-{w}", f"  env: {{SLOT: '{w}', TEAM: '{t}'}}", "  resources: {cpus: 0.5, memory: 256m}"]
+                team += [
+                    f"- name: Worker {t}-{w}",
+                    f"  env: {{SLOT: '{w}', TEAM: '{t}'}}",
+                    "  resources: {cpus: 0.5, memory: 256m}",
+                ]
             (org_dir / "teams" / f"team{t}.yaml").write_text("\n".join(team) + "\n")
         (org_dir / "org.yaml").write_text("\n".join(lines) + "\n")
 
@@ -58,8 +66,10 @@ def main() -> None:
         tracemalloc.stop()
     n = len(state.workspaces)
     best, median = min(times), statistics.median(times)
-    print(f"render: {n} workspaces  best {best:.3f}s  median {median:.3f}s  "
-          f"({best / n * 1e6:.0f} us/workspace)  peak traced memory {peak / 2**20:.1f} MiB")
+    print(
+        f"render: {n} workspaces  best {best:.3f}s  median {median:.3f}s  "
+        f"({best / n * 1e6:.0f} us/workspace)  peak traced memory {peak / 2**20:.1f} MiB"
+    )
     print(f"target < 1.000s for 2000: best is {best / 1.0:.2f}x the target")
 
 

@@ -80,12 +80,21 @@ def validate(path: PathArg, secrets_dir: SecretsDir = None, state_dir: StateDir 
 
 def workspace_json(w: DesiredWorkspace) -> dict[str, object]:
     return {
-        "id": w.id, "name": w.name, "org": w.org, "key": w.key, "tier": w.tier.value, "runtime": w.runtime,
-        "provisioned": w.provisioned, "image": w.image_digest or w.image, "parent": w.parent,
+        "id": w.id,
+        "name": w.name,
+        "org": w.org,
+        "key": w.key,
+        "tier": w.tier.value,
+        "runtime": w.runtime,
+        "provisioned": w.provisioned,
+        "image": w.image_digest or w.image,
+        "parent": w.parent,
         "spec_hash": w.spec_hash,
-        "plugins": [{"name": p.name, "source": p.source, "track": p.track, "resolved_sha": p.resolved_sha}
-                    for p in w.plugins],
-        "env_keys": sorted(w.env), "secrets": list(w.secrets),
+        "plugins": [
+            {"name": p.name, "source": p.source, "track": p.track, "resolved_sha": p.resolved_sha} for p in w.plugins
+        ],
+        "env_keys": sorted(w.env),
+        "secrets": list(w.secrets),
         "files_dir": w.files.display if w.files else None,
         "files_hash": w.files.content_hash if w.files else None,
         "source": str(w.source),

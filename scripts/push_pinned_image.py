@@ -21,12 +21,18 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-APPLETS = "sh httpd wget sleep cat ls mv cp rm mkdir test echo find tar sed sort dirname kill touch rmdir".split()
+APPLETS = ["sh", "httpd", "wget", "sleep", "cat", "ls", "mv", "cp", "rm", "mkdir", "test", "echo", "find", "tar", "sed", "sort", "dirname", "kill", "touch", "rmdir"]
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, mode: int = 0o755,
-         link: str | None = None, directory: bool = False) -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    data: bytes | None = None,
+    mode: int = 0o755,
+    link: str | None = None,
+    directory: bool = False,
+) -> None:
     info = tarfile.TarInfo(name)
     info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", mode
     if directory:
@@ -62,19 +68,31 @@ def canonical(obj: object) -> bytes:
 
 def push(registry: str, name: str, runtime: str, tag: str) -> str:
     layer = build_layer(runtime)
-    config = canonical({
-        "architecture": "amd64" if not Path("/lib/ld-linux-aarch64.so.1").exists() else "arm64", "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": {"Entrypoint": ["/entrypoint.sh"], "Env": ["PATH=/bin", f"RUNTIME={runtime}",
-                                                             "HEALTH_PORT=8080", "HEALTH_PATH=/health"]},
-        "rootfs": {"type": "layers", "diff_ids": [sha(layer)]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "scripts/push_pinned_image.py"}],
-    })
-    manifest = canonical({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": len(config)},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": sha(layer), "size": len(layer)}],
-    })
+    config = canonical(
+        {
+            "architecture": "amd64" if not Path("/lib/ld-linux-aarch64.so.1").exists() else "arm64",
+            "os": "linux",
+            "created": "1970-01-01T00:00:00Z",
+            "config": {
+                "Entrypoint": ["/entrypoint.sh"],
+                "Env": ["PATH=/bin", f"RUNTIME={runtime}", "HEALTH_PORT=8080", "HEALTH_PATH=/health"],
+            },
+            "rootfs": {"type": "layers", "diff_ids": [sha(layer)]},
+            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "scripts/push_pinned_image.py"}],
+        }
+    )
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [{"mediaType": LAYER_TYPE, "digest": sha(layer), "size": len(layer)}],
+        }
+    )
     base = f"http://{registry}/v2/{name}"
     with httpx.Client(timeout=30) as client:
         for blob in (layer, config):
@@ -85,10 +103,14 @@ def push(registry: str, name: str, runtime: str, tag: str) -> str:
             location = start.headers["Location"]
             sep = "&" if "?" in location else "?"
             url = location if location.startswith("http") else f"http://{registry}{location}"
-            client.put(f"{url}{sep}digest={sha(blob)}", content=blob,
-                       headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-        put = client.put(f"{base}/manifests/{tag}", content=manifest,
-                         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+            client.put(
+                f"{url}{sep}digest={sha(blob)}", content=blob, headers={"Content-Type": "application/octet-stream"}
+            ).raise_for_status()
+        put = client.put(
+            f"{base}/manifests/{tag}",
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
         put.raise_for_status()
         return put.headers.get("Docker-Content-Digest", sha(manifest))
 

@@ -20,3 +20,17 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
 scripts/test-env.sh start
 scripts/build-images.sh
+pinned=$(python3 scripts/push_pinned_image.py --runtime hermes)
+grep -q "$pinned" examples/org-repo/images.yaml || {
+  echo "setup: the reproducible hermes image is $pinned but examples/org-repo/images.yaml pins another digest;" \
+       "images/entrypoint.sh changed? update the pin" >&2; exit 1; }
+scripts/demo-forge.sh
+
+# A demo value for the secret the example names (values never live in git).
+secrets_dir=${RECONCILER_SECRETS_DIR:-$HOME/.config/reconciler/secrets}
+if [ ! -e "$secrets_dir/ANTHROPIC_API_KEY" ]; then
+  mkdir -p "$secrets_dir" && chmod 700 "$secrets_dir"
+  (umask 077; echo "demo-not-a-real-key" >"$secrets_dir/ANTHROPIC_API_KEY")
+  echo "setup: wrote a demo ANTHROPIC_API_KEY to $secrets_dir (replace it for real use)" >&2
+fi
+echo "setup: done. Next: reconciler apply --source examples/org-repo" >&2

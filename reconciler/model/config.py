@@ -28,9 +28,7 @@ class Strict(BaseModel):
 
 class Resources(Strict):
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit (cores)")
-    memory: str | None = Field(
-        default=None, pattern=r"^[0-9]+[kmgKMG]?$", description="Memory limit, e.g. 512m or 2g"
-    )
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+[kmgKMG]?$", description="Memory limit, e.g. 512m or 2g")
     pids: int | None = Field(default=None, gt=0, le=65536, description="Max processes")
 
 
@@ -134,7 +132,9 @@ class HealthSettings(Strict):
 
 
 class DockerSettings(Strict):
-    network: str = Field(default="bridge", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network")
+    network: str = Field(
+        default="bridge", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network"
+    )
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
 
 
@@ -154,6 +154,12 @@ class ReconcilerFile(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
     limits: Limits = Field(default_factory=Limits)
+
+
+def source_allowed(repo: str, allowed: list[str]) -> bool:
+    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
+    repo = repo.strip("/") + "/"
+    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
 
 
 def dump_plain(model: BaseModel) -> dict[str, Any]:

@@ -127,8 +127,7 @@ def confine(root: Path, base: Path, relative: str, what: str, at: Location) -> P
     resolved = Path(os.path.realpath(base / relative))
     if resolved != root and root not in resolved.parents:
         raise ConfigError(
-            f"{what} {relative!r} resolves outside the repository (by '..' or a symlink); "
-            "keep it inside the repo",
+            f"{what} {relative!r} resolves outside the repository (by '..' or a symlink); keep it inside the repo",
             at,
         )
     return resolved

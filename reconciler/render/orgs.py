@@ -24,12 +24,21 @@ from reconciler.model.config import (
     ReconcilerFile,
     Workspace,
     WorkspaceFields,
+    source_allowed,
 )
 from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
 from reconciler.render.files import scan_files
 from reconciler.render.images import image_for
-from reconciler.render.loader import ExternalRef, IncludeRef, LocDict, LocList, TreeContext, confine, load_yaml
+from reconciler.render.loader import (
+    ExternalRef,
+    IncludeRef,
+    LocDict,
+    LocList,
+    TreeContext,
+    confine,
+    load_yaml,
+)
 from reconciler.render.spec_hash import with_spec
 from reconciler.render.validate import validate
 from reconciler.secrets import SecretStore
@@ -69,8 +78,14 @@ class OrgRenderer:
         self._walk(data.get("workspaces"), data.value_locs.get("workspaces", data.loc), org, None, defaults, seen, 0)
 
     def _walk(
-        self, items: Any, at: Location, org: str, parent: str | None, defaults: WorkspaceFields,
-        seen: dict[str, Location], depth: int,
+        self,
+        items: Any,
+        at: Location,
+        org: str,
+        parent: str | None,
+        defaults: WorkspaceFields,
+        seen: dict[str, Location],
+        depth: int,
     ) -> None:
         for item, loc in self._expand(items, at, 0):
             if not isinstance(item, LocDict):
@@ -84,13 +99,24 @@ class OrgRenderer:
                 continue  # this workspace and its whole subtree: no side effect at all
             desired = self._desired(org, ws, defaults, parent, item, seen)
             if len(self.workspaces) > self.settings.limits.max_workspaces:
-                self.errors.append(ConfigError(
-                    f"more than {self.settings.limits.max_workspaces} workspaces; raise limits.max_workspaces "
-                    "in reconciler.yaml if this is intended", item.loc))
+                self.errors.append(
+                    ConfigError(
+                        f"more than {self.settings.limits.max_workspaces} workspaces; raise limits.max_workspaces "
+                        "in reconciler.yaml if this is intended",
+                        item.loc,
+                    )
+                )
                 return
             if "children" in item:
-                self._walk(item["children"], item.value_locs["children"], org,
-                           desired.id if desired else f"{org}/?", defaults, seen, depth + 1)
+                self._walk(
+                    item["children"],
+                    item.value_locs["children"],
+                    org,
+                    desired.id if desired else f"{org}/?",
+                    defaults,
+                    seen,
+                    depth + 1,
+                )
 
     def _expand(self, data: Any, at: Location, depth: int) -> Iterator[tuple[Any, Location]]:
         """Yield workspace mappings, resolving includes/externals and flattening lists."""
@@ -120,7 +146,7 @@ class OrgRenderer:
             target = confine(ref.ctx.root, ref.file.parent, ref.path, "!include", ref.loc)
             display = ref.ctx.display(target)
             if display in ref.chain:
-                chain = " -> ".join((*ref.chain[ref.chain.index(display):], display))
+                chain = " -> ".join((*ref.chain[ref.chain.index(display) :], display))
                 raise ConfigError(f"!include cycle: {chain}", ref.loc)
             if not target.is_file():
                 raise ConfigError(f"!include {ref.path!r}: no such file ({display})", ref.loc)
@@ -152,7 +178,12 @@ class OrgRenderer:
 
     # ---- one workspace ---------------------------------------------------------------------
     def _desired(
-        self, org: str, ws: Workspace, defaults: WorkspaceFields, parent: str | None, item: LocDict,
+        self,
+        org: str,
+        ws: Workspace,
+        defaults: WorkspaceFields,
+        parent: str | None,
+        item: LocDict,
         seen: dict[str, Location],
     ) -> DesiredWorkspace | None:
         problems: list[str] = []  # messages located at the workspace itself
@@ -162,9 +193,12 @@ class OrgRenderer:
             self.errors.append(ConfigError(f"cannot derive a key from name {ws.name!r}; set `key:`", item.loc))
             return None
         if key in seen:
-            self.errors.append(ConfigError(
-                f"duplicate workspace key {key!r} in org {org!r}: also at {seen[key]}; give one of them its own `key`",
-                item.loc))
+            self.errors.append(
+                ConfigError(
+                    f"duplicate workspace key {key!r} in org {org!r}: also at {seen[key]}; give one of them its own `key`",
+                    item.loc,
+                )
+            )
             return None
         seen[key] = item.loc
         ident = f"{org}/{key}"
@@ -195,8 +229,10 @@ class OrgRenderer:
         if self.secrets is not None:
             missing = [s for s in secrets if not self.secrets.has(org, key, s)]
             if missing:
-                problems.append(f"secret(s) {', '.join(missing)} not found in the secrets directory "
-                                f"(looked in <dir>/{org}/{key}/, <dir>/{org}/, <dir>/)")
+                problems.append(
+                    f"secret(s) {', '.join(missing)} not found in the secrets directory "
+                    f"(looked in <dir>/{org}/{key}/, <dir>/{org}/, <dir>/)"
+                )
             digests = {s: self.secrets.digest(org, key, s) for s in secrets if s not in missing}
         required = _union(defaults.required_env, ws.required_env)
         missing_env = [n for n in required if n not in plain and n not in secrets]
@@ -211,12 +247,30 @@ class OrgRenderer:
         resources = ws.resources or defaults.resources
         if ws.resources and defaults.resources:
             resources = defaults.resources.model_copy(update=ws.resources.model_dump(exclude_none=True))
-        desired = with_spec(DesiredWorkspace(
-            id=ident, org=org, key=key, name=ws.name, role=role, tier=ws.tier or defaults.tier or Tier.PRODUCTION,
-            runtime=runtime or "", provisioned=provisioned, model=model, image=image, parent=parent, env=plain,
-            secrets=tuple(secrets), secret_digests=digests, required_env=tuple(required), plugins=tuple(plugins),
-            files=files, resources=resources, health=ws.health or defaults.health, source=item.loc,
-        ))
+        desired = with_spec(
+            DesiredWorkspace(
+                id=ident,
+                org=org,
+                key=key,
+                name=ws.name,
+                role=role,
+                tier=ws.tier or defaults.tier or Tier.PRODUCTION,
+                runtime=runtime or "",
+                provisioned=provisioned,
+                model=model,
+                image=image,
+                parent=parent,
+                env=plain,
+                secrets=tuple(secrets),
+                secret_digests=digests,
+                required_env=tuple(required),
+                plugins=tuple(plugins),
+                files=files,
+                resources=resources,
+                health=ws.health or defaults.health,
+                source=item.loc,
+            )
+        )
         self.workspaces.append(desired)
         return desired
 
@@ -256,19 +310,15 @@ def check_external(ref: ExternalRef, allowed: list[str]) -> None:
     if not source_allowed(ref.repo, allowed):
         raise ConfigError(
             f"!external repo {ref.repo!r} is not allowed; add its host/org prefix to allowed_sources "
-            "in reconciler.yaml", ref.loc)
+            "in reconciler.yaml",
+            ref.loc,
+        )
     if ref.url is not None:
         parsed = urlparse(ref.url)
         if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
             raise ConfigError("!external url must be http(s) without credentials in it", ref.loc)
         if f"{parsed.netloc}{parsed.path}".removesuffix(".git").rstrip("/") != ref.repo.rstrip("/"):
             raise ConfigError(f"!external url {ref.url!r} does not point at repo {ref.repo!r}", ref.loc)
-
-
-def source_allowed(repo: str, allowed: list[str]) -> bool:
-    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
-    repo = repo.strip("/") + "/"
-    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
 
 
 def slug(name: str) -> str:

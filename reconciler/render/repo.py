@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 from pydantic import BaseModel
 
 from reconciler.errors import ConfigError, ConfigErrors, Location
-from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile
+from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile, source_allowed
 from reconciler.model.desired import DesiredState
 from reconciler.render.loader import TreeContext, load_yaml
-from reconciler.render.orgs import ExternalFetcher, OrgRenderer, source_allowed
+from reconciler.render.orgs import ExternalFetcher, OrgRenderer
 from reconciler.render.validate import locate, validate
 from reconciler.secrets import SecretStore
 
@@ -73,8 +73,11 @@ def render_repo(
     errors.extend(_check_plugin_sources(plugins, plugins_data, settings))
     orgs_dir = root / "orgs"
     if not orgs_dir.is_dir():
-        errors.append(ConfigError("not a config repository: no orgs/ directory (expected orgs/<org>/org.yaml)",
-                                  Location(str(root))))
+        errors.append(
+            ConfigError(
+                "not a config repository: no orgs/ directory (expected orgs/<org>/org.yaml)", Location(str(root))
+            )
+        )
         raise ConfigErrors(errors)
     renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets)
     for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
@@ -106,12 +109,19 @@ def _check_plugin_sources(plugins: PluginsFile, data: Any, settings: ReconcilerF
         parsed = urlparse(pin.source)
         where = locate(data, ("plugins", name, "source"), Location("plugins.yaml"))
         if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
-            errors.append(ConfigError(
-                f"plugin {name!r}: source must be an http(s) git URL without credentials, got {pin.source!r}", where))
+            errors.append(
+                ConfigError(
+                    f"plugin {name!r}: source must be an http(s) git URL without credentials, got {pin.source!r}", where
+                )
+            )
         elif not source_allowed(f"{parsed.netloc}{parsed.path}".removesuffix(".git"), settings.allowed_sources):
-            errors.append(ConfigError(
-                f"plugin {name!r}: source {pin.source!r} is not allowed; add its host/org prefix to "
-                "allowed_sources in reconciler.yaml", where))
+            errors.append(
+                ConfigError(
+                    f"plugin {name!r}: source {pin.source!r} is not allowed; add its host/org prefix to "
+                    "allowed_sources in reconciler.yaml",
+                    where,
+                )
+            )
         if pin.path and (pin.path.startswith("/") or ".." in Path(pin.path).parts):
             errors.append(ConfigError(f"plugin {name!r}: path must be relative and downward only", where))
     return errors

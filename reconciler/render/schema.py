@@ -74,8 +74,12 @@ def generate(filename: str) -> dict[str, Any]:
         schema["anyOf"] = [_WS_REF, {"type": "array", "items": _WS_OR_TAG}]
     else:
         _patch_workspace_lists(schema)
-    return {"$schema": DRAFT, "$id": f"https://reconciler.dev/schemas/{filename}", "title": title, **{
-        k: v for k, v in schema.items() if k != "title"}}
+    return {
+        "$schema": DRAFT,
+        "$id": f"https://reconciler.dev/schemas/{filename}",
+        "title": title,
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def render_all() -> dict[str, str]:

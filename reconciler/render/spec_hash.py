@@ -33,10 +33,14 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
         "health": short_hash(ws.health.model_dump(mode="json") if ws.health else None),
         "files": short_hash(ws.files.content_hash if ws.files else None),
         "plugins": short_hash(
-            [[p.name, p.resolved_sha or p.track, p.path, p.content_hash] for p in sorted(ws.plugins, key=lambda p: p.name)]
+            [
+                [p.name, p.resolved_sha or p.track, p.path, p.content_hash]
+                for p in sorted(ws.plugins, key=lambda p: p.name)
+            ]
         ),
         "skills": short_hash(
-            [ws.files.skills_hash if ws.files else ""] + [p.skills_hash or "" for p in sorted(ws.plugins, key=lambda p: p.name)]
+            [ws.files.skills_hash if ws.files else ""]
+            + [p.skills_hash or "" for p in sorted(ws.plugins, key=lambda p: p.name)]
         ),
     }
     for key, value in ws.env.items():

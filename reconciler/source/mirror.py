@@ -28,15 +28,16 @@ from base64 import b64encode
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pygit2
-from pygit2.enums import CredentialType, FetchPrune, FileMode
+from pygit2.enums import CredentialType, FetchPrune, FileMode, RepositoryOpenFlag
 
 from reconciler.errors import SourceError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -168,9 +169,16 @@ def _location(url: str) -> str:
     if "://" in url:
         return safe_url(url)
     path = Path(url).expanduser().resolve()
-    if pygit2.discover_repository(str(path)) is None:
-        raise SourceError(f"{path} is not a git repository")
+    try:
+        _open_exact(path)
+    except pygit2.GitError:
+        raise SourceError(f"{path} is not a git repository (give the repository's top directory)") from None
     return str(path)
+
+
+def _open_exact(path: Path) -> pygit2.Repository:
+    """Open the repository at exactly `path`: never one found by searching parent directories."""
+    return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
 
 
 def list_remote_heads(url: str, token: str | None = None, timeout_s: float = 30) -> dict[str, str]:
@@ -183,10 +191,23 @@ def list_remote_heads(url: str, token: str | None = None, timeout_s: float = 30)
 
 def _list(remote: Any, display: str, token: str | None, timeout_s: float) -> dict[str, str]:
     _set_timeouts(timeout_s)
+    callbacks = _Callbacks(display, token, timeout_s * 4)
+    heads = _git_call(lambda: remote.list_heads(callbacks=callbacks), f"listing refs of {display}", token)
+    return _peel_heads(heads)
+
+
+def _git_call(call: Callable[[], T], what: str, token: str | None) -> T:
+    """Run a pygit2 network call; its GitError becomes a SourceError with the token masked.
+
+    The SourceError is raised outside the `except` block so it carries no `__context__` holding the
+    original (unmasked) libgit2 text.
+    """
     try:
-        return _peel_heads(remote.list_heads(callbacks=_Callbacks(display, token, timeout_s * 4)))
+        return call()
     except pygit2.GitError as exc:
-        raise SourceError(mask(f"listing refs of {display} failed: {exc}", token or "")) from None
+        text = str(exc)
+    hint = " (does the repository exist, and may the token read it?)" if "404" in text else ""
+    raise SourceError(mask(f"{what} failed: {text}{hint}", token or ""))
 
 
 class GitMirror:
@@ -218,11 +239,10 @@ class GitMirror:
             remote = repo.remotes["origin"]
             _set_timeouts(self.timeout_s)
             callbacks = _Callbacks(self.display, self.token, self.timeout_s * 10)
-            try:
-                stats = remote.fetch(callbacks=callbacks, prune=FetchPrune.PRUNE)
-                advertised = remote.list_heads(connect=False)
-            except pygit2.GitError as exc:
-                raise SourceError(mask(f"fetching {self.display} failed: {exc}", self.token or "")) from None
+            what = f"fetching {self.display}"
+            prune = FetchPrune.PRUNE
+            stats = _git_call(lambda: remote.fetch(callbacks=callbacks, prune=prune), what, self.token)
+            advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.token)
             after = self._branches(repo)
             self._point_head(repo, advertised)
             self._remember_deleted(before, after)
@@ -238,11 +258,15 @@ class GitMirror:
         if not ref or any(c.isspace() or ord(c) < 32 for c in ref):
             raise SourceError(f"invalid ref {ref!r} for {self.display}")
         repo = self._repo()
-        names = [ref] if ref == "HEAD" or ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
-        for name in names:
-            found = repo.references.get(name)
-            if found is not None:
-                return self._commit_of(repo, found.target if name != "HEAD" else found.resolve().target, ref)
+        full = ref == "HEAD" or ref.startswith("refs/")
+        for name in [ref] if full else [f"refs/heads/{ref}", f"refs/tags/{ref}"]:
+            try:
+                found = repo.references.get(name)
+                oid = found.resolve().target if found is not None else None
+            except (KeyError, pygit2.GitError):
+                oid = None  # a dangling symbolic ref (an unborn HEAD): treated as missing
+            if oid is not None:
+                return self._commit_of(repo, oid, ref)
         if re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
             try:
                 return str(repo.revparse_single(ref.lower()).peel(pygit2.Commit).id)
@@ -278,14 +302,14 @@ class GitMirror:
     # ---- internals ---------------------------------------------------------------------------
     def _repo(self) -> pygit2.Repository:
         try:
-            return pygit2.Repository(str(self.path))
+            return _open_exact(self.path)
         except pygit2.GitError:
             raise SourceError(f"no mirror of {self.display} yet; fetch first") from None
 
     def _open(self) -> pygit2.Repository:
         """Open the mirror, creating it (bare, `origin` with force refspecs) on first use. Caller locks."""
         try:
-            repo = pygit2.Repository(str(self.path))
+            repo = _open_exact(self.path)
             if repo.remotes["origin"].url == self.url:
                 return repo
         except (pygit2.GitError, KeyError):
@@ -354,7 +378,8 @@ class _TreeWriter:
             elif mode == FileMode.LINK:
                 os.symlink(os.fsdecode(self.repo[entry.id].data), path)
             elif mode in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
-                self._file(path, self.repo[entry.id].data, 0o755 if mode == FileMode.BLOB_EXECUTABLE else 0o644)
+                executable = mode == FileMode.BLOB_EXECUTABLE
+                self._file(path, self.repo[entry.id].data, 0o755 if executable else 0o644)
             # FileMode.COMMIT (a submodule) is skipped on purpose.
 
     def _file(self, path: Path, data: bytes, mode: int) -> None:

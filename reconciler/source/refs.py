@@ -49,7 +49,7 @@ def resolve_track(
             cache[url] = heads
     name = {"none": "HEAD", "tag": f"refs/tags/{value}", "branch": f"refs/heads/{value}"}[kind]
     if name not in heads:
-        what = {"none": "a default branch (HEAD)", "tag": f"tag {value!r}", "branch": f"branch {value!r}"}[kind]
+        what = "a default branch (HEAD)" if kind == "none" else f"{kind} {value!r}"
         raise SourceError(f"{safe_url(url)} has no {what}")
     return heads[name]
 

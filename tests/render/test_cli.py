@@ -19,7 +19,9 @@ runner = CliRunner()
 def test_validate_example_repo_as_a_real_process() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", str(ROOT / "examples/org-repo")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("valid: 8 workspaces (7 provisioned, 1 external) in 2 orgs")
@@ -36,19 +38,24 @@ def test_validate_reports_every_error_with_location_and_exit_1(write_repo: Write
 
 
 def test_render_json_shape_and_no_secret_values(write_repo: WriteRepo, tmp_path: Path) -> None:
-    repo = write_repo({"orgs/acme/org.yaml": """\
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": """\
         name: Acme
         workspaces:
           - name: Lead
             runtime: claude-code
             secrets: [API_KEY]
             children: [{name: Kid, runtime: claude-code}]
-        """})
+        """
+        }
+    )
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "API_KEY").write_text("sk-live-0123456789")
-    result = runner.invoke(app, ["render", str(repo), "--json", "--secrets-dir", str(secrets),
-                                 "--state-dir", str(tmp_path / "state")])
+    result = runner.invoke(
+        app, ["render", str(repo), "--json", "--secrets-dir", str(secrets), "--state-dir", str(tmp_path / "state")]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     kid = next(w for w in doc["workspaces"] if w["id"] == "acme/kid")

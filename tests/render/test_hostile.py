@@ -14,11 +14,12 @@ HEAD = "name: Acme\ndefaults: {runtime: claude-code}\nworkspaces:\n"
 def test_include_traversal_by_dotdot_absolute_and_symlink(write_repo: WriteRepo, tmp_path: Path) -> None:
     outside = tmp_path / "outside.yaml"
     outside.write_text("- name: Evil\n")
-    repo = write_repo({"orgs/acme/org.yaml": HEAD + (
-        "  - !include ../../../outside.yaml\n"
-        f"  - !include {outside}\n"
-        "  - !include link.yaml\n"
-    )})
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": HEAD
+            + (f"  - !include ../../../outside.yaml\n  - !include {outside}\n  - !include link.yaml\n")
+        }
+    )
     os.symlink(outside, repo / "orgs/acme/link.yaml")
     errors = render_errors(repo)
     assert len(errors) == 3
@@ -28,20 +29,21 @@ def test_include_traversal_by_dotdot_absolute_and_symlink(write_repo: WriteRepo,
 
 
 def test_symlinked_directory_inside_repo_works(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "orgs/acme/org.yaml": HEAD + "  - !include teams/eng.yaml\n",
-        "shared/teams/eng.yaml": "- name: Engineer\n",
-    })
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": HEAD + "  - !include teams/eng.yaml\n",
+            "shared/teams/eng.yaml": "- name: Engineer\n",
+        }
+    )
     os.symlink(repo / "shared/teams", repo / "orgs/acme/teams")
     assert list(render_ok(repo).by_id()) == ["acme/engineer"]
 
 
 def test_files_dir_escape_is_rejected(write_repo: WriteRepo, tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
-    repo = write_repo({"orgs/acme/org.yaml": HEAD + (
-        "  - name: A\n    files_dir: ../../../etc\n"
-        "  - name: B\n    files_dir: files\n"
-    )})
+    repo = write_repo(
+        {"orgs/acme/org.yaml": HEAD + ("  - name: A\n    files_dir: ../../../etc\n  - name: B\n    files_dir: files\n")}
+    )
     (repo / "orgs/acme/files").mkdir()
     os.symlink("/etc/passwd", repo / "orgs/acme/files/passwd")
     errors = render_errors(repo)
@@ -50,11 +52,13 @@ def test_files_dir_escape_is_rejected(write_repo: WriteRepo, tmp_path: Path) -> 
 
 
 def test_include_cycle_reports_the_chain(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "orgs/acme/org.yaml": HEAD + "  - !include a.yaml\n",
-        "orgs/acme/a.yaml": "- name: A\n  children: !include b.yaml\n",
-        "orgs/acme/b.yaml": "- name: B\n  children: !include a.yaml\n",
-    })
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": HEAD + "  - !include a.yaml\n",
+            "orgs/acme/a.yaml": "- name: A\n  children: !include b.yaml\n",
+            "orgs/acme/b.yaml": "- name: B\n  children: !include a.yaml\n",
+        }
+    )
     (error,) = render_errors(repo)
     assert error.startswith("orgs/acme/b.yaml:2:13:")
     assert "cycle: orgs/acme/a.yaml -> orgs/acme/b.yaml -> orgs/acme/a.yaml" in error
@@ -84,10 +88,12 @@ def test_huge_file_is_refused_before_parsing(write_repo: WriteRepo) -> None:
 
 
 def test_unknown_and_python_tags_are_rejected(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "orgs/acme/org.yaml": HEAD + "  - name: !!python/object/apply:os.system ['touch /tmp/pwned']\n",
-        "orgs/beta/org.yaml": "name: Beta\nworkspaces:\n  - !secret foo\n",
-    })
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": HEAD + "  - name: !!python/object/apply:os.system ['touch /tmp/pwned']\n",
+            "orgs/beta/org.yaml": "name: Beta\nworkspaces:\n  - !secret foo\n",
+        }
+    )
     errors = render_errors(repo)
     assert errors[0].startswith("orgs/acme/org.yaml:4:11:") and "python/object/apply" in errors[0]
     assert errors[1].startswith("orgs/beta/org.yaml:3:5:") and "'!secret' is not allowed" in errors[1]
@@ -95,10 +101,12 @@ def test_unknown_and_python_tags_are_rejected(write_repo: WriteRepo) -> None:
 
 
 def test_duplicate_mapping_keys_and_bad_yaml(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "orgs/acme/org.yaml": HEAD + "  - name: A\n    tier: canary\n    tier: production\n",
-        "orgs/beta/org.yaml": "name: Beta\nworkspaces: [\n",
-    })
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": HEAD + "  - name: A\n    tier: canary\n    tier: production\n",
+            "orgs/beta/org.yaml": "name: Beta\nworkspaces: [\n",
+        }
+    )
     errors = render_errors(repo)
     assert errors[0].startswith("orgs/acme/org.yaml:6:5:") and "duplicate key 'tier'" in errors[0]
     assert errors[1].startswith("orgs/beta/org.yaml:3:1:") and "invalid YAML" in errors[1]
@@ -109,10 +117,13 @@ def test_external_semantics_with_a_local_fetcher(write_repo: WriteRepo, tmp_path
     (fetched / "teams" / "prompts").mkdir(parents=True)
     (fetched / "teams" / "prompts" / "system-prompt.md").write_text("from the shared repo\n")
     (fetched / "teams" / "team.yaml").write_text("- name: Shared Agent\n  files_dir: prompts\n")
-    repo = write_repo({
-        "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
-        "orgs/acme/org.yaml": HEAD + "  - !external {repo: 127.0.0.1:3000/agents/shared, ref: v1, path: teams/team.yaml}\n",
-    })
+    repo = write_repo(
+        {
+            "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
+            "orgs/acme/org.yaml": HEAD
+            + "  - !external {repo: 127.0.0.1:3000/agents/shared, ref: v1, path: teams/team.yaml}\n",
+        }
+    )
     fetcher = LocalFetcher(tmp_path / "ext")
     ws = render_ok(repo, fetcher=fetcher).by_id()["acme/shared-agent"]
     assert ws.files is not None and ws.files.root == str(fetched / "teams" / "prompts")
@@ -120,17 +131,20 @@ def test_external_semantics_with_a_local_fetcher(write_repo: WriteRepo, tmp_path
 
 
 def test_external_checks_happen_before_any_fetch(write_repo: WriteRepo, tmp_path: Path) -> None:
-    repo = write_repo({
-        "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
-        "orgs/acme/org.yaml": HEAD + (
-            "  - !external {repo: 127.0.0.1:3000/agents-evil/x, ref: v1, path: a.yaml}\n"
-            "  - !external {repo: 127.0.0.1:3000/agents/x, ref: ../main, path: a.yaml}\n"
-            "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://u:p@127.0.0.1:3000/agents/x.git'}\n"
-            "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://127.0.0.1:9/other/x.git'}\n"
-            "  - !external {repo: 127.0.0.1:3000/agents/x, ref: 'v 1', path: a.yaml}\n"
-            "  - name: Disabled\n    spawning: false\n    children: !external {repo: nope/x, ref: v1, path: a.yaml}\n"
-        ),
-    })
+    repo = write_repo(
+        {
+            "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
+            "orgs/acme/org.yaml": HEAD
+            + (
+                "  - !external {repo: 127.0.0.1:3000/agents-evil/x, ref: v1, path: a.yaml}\n"
+                "  - !external {repo: 127.0.0.1:3000/agents/x, ref: ../main, path: a.yaml}\n"
+                "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://u:p@127.0.0.1:3000/agents/x.git'}\n"
+                "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://127.0.0.1:9/other/x.git'}\n"
+                "  - !external {repo: 127.0.0.1:3000/agents/x, ref: 'v 1', path: a.yaml}\n"
+                "  - name: Disabled\n    spawning: false\n    children: !external {repo: nope/x, ref: v1, path: a.yaml}\n"
+            ),
+        }
+    )
     fetcher = LocalFetcher(tmp_path)
     errors = render_errors(repo, fetcher=fetcher)
     assert fetcher.calls == []
@@ -146,16 +160,20 @@ def test_external_path_must_stay_in_fetched_tree_and_depth_is_bounded(write_repo
         tree = base / f"127.0.0.1:3000/agents/r{i}" / "v1"
         tree.mkdir(parents=True)
         (tree / "a.yaml").write_text(
-            f"- name: R{i}\n  children: !external {{repo: 127.0.0.1:3000/agents/r{i + 1}, ref: v1, path: a.yaml}}\n")
+            f"- name: R{i}\n  children: !external {{repo: 127.0.0.1:3000/agents/r{i + 1}, ref: v1, path: a.yaml}}\n"
+        )
     escape = base / "127.0.0.1:3000/agents/esc" / "v1"
     escape.mkdir(parents=True)
-    repo = write_repo({
-        "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
-        "orgs/acme/org.yaml": HEAD + (
-            "  - !external {repo: 127.0.0.1:3000/agents/r0, ref: v1, path: a.yaml}\n"
-            "  - !external {repo: 127.0.0.1:3000/agents/esc, ref: v1, path: ../../r0/v1/a.yaml}\n"
-        ),
-    })
+    repo = write_repo(
+        {
+            "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
+            "orgs/acme/org.yaml": HEAD
+            + (
+                "  - !external {repo: 127.0.0.1:3000/agents/r0, ref: v1, path: a.yaml}\n"
+                "  - !external {repo: 127.0.0.1:3000/agents/esc, ref: v1, path: ../../r0/v1/a.yaml}\n"
+            ),
+        }
+    )
     errors = render_errors(repo, fetcher=LocalFetcher(base))
     assert any("nested deeper than 4 levels" in e for e in errors)
     assert any(e.startswith("orgs/acme/org.yaml:5:") and "outside the repository" in e for e in errors)

@@ -38,11 +38,15 @@ SETTINGS = "allowed_sources: ['127.0.0.1:3000/agents/']\n"
 
 
 def base_repo(write_repo: WriteRepo, org: str = ORG) -> Path:
-    return write_repo({
-        "reconciler.yaml": SETTINGS, "plugins.yaml": PLUGINS, "orgs/acme/org.yaml": org,
-        "orgs/acme/files/lead/system-prompt.md": "be helpful\n",
-        "orgs/acme/files/lead/SKILL.md": "# skill\n",
-    })
+    return write_repo(
+        {
+            "reconciler.yaml": SETTINGS,
+            "plugins.yaml": PLUGINS,
+            "orgs/acme/org.yaml": org,
+            "orgs/acme/files/lead/system-prompt.md": "be helpful\n",
+            "orgs/acme/files/lead/SKILL.md": "# skill\n",
+        }
+    )
 
 
 def test_identity_parent_and_layered_env(write_repo: WriteRepo) -> None:
@@ -79,15 +83,19 @@ def test_files_dir_hashed_with_skills_apart(write_repo: WriteRepo) -> None:
 
 
 def test_required_env_lists_every_missing_name(write_repo: WriteRepo) -> None:
-    org = ORG.replace("    tier: canary\n", "    tier: canary\n    secrets: [API_KEY]\n"
-                      "    required_env: [API_KEY, LOG_LEVEL, DB_URL, QUEUE]\n")
+    org = ORG.replace(
+        "    tier: canary\n",
+        "    tier: canary\n    secrets: [API_KEY]\n    required_env: [API_KEY, LOG_LEVEL, DB_URL, QUEUE]\n",
+    )
     errors = render_errors(base_repo(write_repo, org))
     assert len(errors) == 1
     assert "orgs/acme/org.yaml:7:5" in errors[0] and "DB_URL, QUEUE" in errors[0]
 
 
 def test_duplicate_workspace_keys_name_both_places(write_repo: WriteRepo) -> None:
-    repo = write_repo({"orgs/acme/org.yaml": """\
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": """\
         name: Acme
         defaults: {runtime: claude-code}
         workspaces:
@@ -96,17 +104,20 @@ def test_duplicate_workspace_keys_name_both_places(write_repo: WriteRepo) -> Non
             children:
               - name: Different
                 key: bot
-        """})
+        """
+        }
+    )
     (error,) = render_errors(repo)
     assert "orgs/acme/org.yaml:7:9" in error and "duplicate workspace key 'bot'" in error
     assert "also at orgs/acme/org.yaml:4:5" in error
 
 
 def test_enum_typos_and_unknown_keys_are_errors_with_locations(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "reconciler.yaml": "mode: reconcil\nallowed_sources: ['127.0.0.1:3000/agents/']\n",
-        "plugins.yaml": "plugins:\n  notes: {source: 'http://127.0.0.1:3000/agents/notes.git', track: latest}\n",
-        "orgs/acme/org.yaml": """\
+    repo = write_repo(
+        {
+            "reconciler.yaml": "mode: reconcil\nallowed_sources: ['127.0.0.1:3000/agents/']\n",
+            "plugins.yaml": "plugins:\n  notes: {source: 'http://127.0.0.1:3000/agents/notes.git', track: latest}\n",
+            "orgs/acme/org.yaml": """\
         name: Acme
         workspaces:
           - name: Bot
@@ -114,7 +125,8 @@ def test_enum_typos_and_unknown_keys_are_errors_with_locations(write_repo: Write
             tier: prod
             enviroment: {A: 1}
         """,
-    })
+        }
+    )
     errors = render_errors(repo)
     text = "\n".join(errors)
     assert "reconciler.yaml:1:1: mode" in text
@@ -125,7 +137,9 @@ def test_enum_typos_and_unknown_keys_are_errors_with_locations(write_repo: Write
 
 
 def test_missing_runtime_image_and_plugin_are_errors(write_repo: WriteRepo) -> None:
-    repo = write_repo({"orgs/acme/org.yaml": """\
+    repo = write_repo(
+        {
+            "orgs/acme/org.yaml": """\
         name: Acme
         workspaces:
           - name: A
@@ -134,7 +148,9 @@ def test_missing_runtime_image_and_plugin_are_errors(write_repo: WriteRepo) -> N
           - name: C
             runtime: claude-code
             plugins: [nope]
-        """})
+        """
+        }
+    )
     text = "\n".join(render_errors(repo))
     assert "acme/a: runtime is required" in text
     assert "runtime 'hermes' has no image in images.yaml" in text
@@ -142,20 +158,24 @@ def test_missing_runtime_image_and_plugin_are_errors(write_repo: WriteRepo) -> N
 
 
 def test_plugin_source_must_be_allowlisted(write_repo: WriteRepo) -> None:
-    repo = write_repo({
-        "plugins.yaml": "plugins:\n  x:\n    source: https://evil.example.com/agents/x.git\n",
-        "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
-    })
+    repo = write_repo(
+        {
+            "plugins.yaml": "plugins:\n  x:\n    source: https://evil.example.com/agents/x.git\n",
+            "reconciler.yaml": "allowed_sources: ['127.0.0.1:3000/agents/']\n",
+        }
+    )
     (error,) = render_errors(repo)
     assert error.startswith("plugins.yaml:3:5:") and "not allowed" in error
 
 
 def test_workspace_count_limit(write_repo: WriteRepo) -> None:
     items = "".join(f"  - name: W{i}\n" for i in range(5))
-    repo = write_repo({
-        "reconciler.yaml": "limits: {max_workspaces: 3}\n",
-        "orgs/acme/org.yaml": "name: Acme\ndefaults: {runtime: claude-code}\nworkspaces:\n" + items,
-    })
+    repo = write_repo(
+        {
+            "reconciler.yaml": "limits: {max_workspaces: 3}\n",
+            "orgs/acme/org.yaml": "name: Acme\ndefaults: {runtime: claude-code}\nworkspaces:\n" + items,
+        }
+    )
     (error,) = render_errors(repo)
     assert "more than 3 workspaces" in error
 

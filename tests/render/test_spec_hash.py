@@ -29,7 +29,8 @@ def org_text(workspace: dict[str, object], order: list[int], style: str, comment
     body = yaml.safe_dump(
         {"name": "Acme", "workspaces": [ordered]},
         default_flow_style={"block": False, "flow": True, "mixed": None}[style],
-        sort_keys=False, indent=4 if style == "block" else 2,
+        sort_keys=False,
+        indent=4 if style == "block" else 2,
     )
     if comments:
         body = "# operators' notes\n" + body.replace("\n", "  # note\n", 1)
@@ -45,7 +46,9 @@ def org_text(workspace: dict[str, object], order: list[int], style: str, comment
 def test_hash_stable_under_key_order_formatting_and_comments(
     write_repo: WriteRepo, order: list[int], style: str, comments: bool
 ) -> None:
-    baseline = render_ok(write_repo({"orgs/acme/org.yaml": org_text(WORKSPACE, list(range(len(WORKSPACE))), "block", False)}))
+    baseline = render_ok(
+        write_repo({"orgs/acme/org.yaml": org_text(WORKSPACE, list(range(len(WORKSPACE))), "block", False)})
+    )
     varied = render_ok(write_repo({"orgs/acme/org.yaml": org_text(WORKSPACE, order, style, comments)}))
     assert varied.workspaces[0].spec_hash == baseline.workspaces[0].spec_hash
 
@@ -55,7 +58,11 @@ def test_hash_stable_under_key_order_formatting_and_comments(
 def test_hash_ignores_env_order_but_sees_every_value(write_repo: WriteRepo, env: dict[str, str]) -> None:
     def render_env(e: dict[str, str]) -> str:
         ws = {**WORKSPACE, "env": e, "required_env": []}
-        return render_ok(write_repo({"orgs/acme/org.yaml": yaml.safe_dump({"name": "A", "workspaces": [ws]})})).workspaces[0].spec_hash
+        return (
+            render_ok(write_repo({"orgs/acme/org.yaml": yaml.safe_dump({"name": "A", "workspaces": [ws]})}))
+            .workspaces[0]
+            .spec_hash
+        )
 
     first = render_env(env)
     assert render_env(dict(reversed(list(env.items())))) == first
@@ -65,7 +72,10 @@ def test_hash_ignores_env_order_but_sees_every_value(write_repo: WriteRepo, env:
 
 
 def test_moving_to_another_file_keeps_the_hash_and_another_parent_changes_only_parent(write_repo: WriteRepo) -> None:
-    inline = render_ok(write_repo({"orgs/acme/org.yaml": """\
+    inline = render_ok(
+        write_repo(
+            {
+                "orgs/acme/org.yaml": """\
         name: Acme
         defaults: {runtime: claude-code}
         workspaces:
@@ -73,9 +83,14 @@ def test_moving_to_another_file_keeps_the_hash_and_another_parent_changes_only_p
             children:
               - {name: Worker, env: {X: "1"}}
           - name: Other
-        """}))
-    moved_file = render_ok(write_repo({
-        "orgs/acme/org.yaml": """\
+        """
+            }
+        )
+    )
+    moved_file = render_ok(
+        write_repo(
+            {
+                "orgs/acme/org.yaml": """\
         name: Acme
         defaults: {runtime: claude-code}
         workspaces:
@@ -83,9 +98,14 @@ def test_moving_to_another_file_keeps_the_hash_and_another_parent_changes_only_p
             children: !include team/workers.yaml
           - name: Other
         """,
-        "orgs/acme/team/workers.yaml": "- name: Worker\n  env:\n    X: '1'\n",
-    }))
-    reparented = render_ok(write_repo({"orgs/acme/org.yaml": """\
+                "orgs/acme/team/workers.yaml": "- name: Worker\n  env:\n    X: '1'\n",
+            }
+        )
+    )
+    reparented = render_ok(
+        write_repo(
+            {
+                "orgs/acme/org.yaml": """\
         name: Acme
         defaults: {runtime: claude-code}
         workspaces:
@@ -93,7 +113,10 @@ def test_moving_to_another_file_keeps_the_hash_and_another_parent_changes_only_p
           - name: Other
             children:
               - {name: Worker, env: {X: "1"}}
-        """}))
+        """
+            }
+        )
+    )
     a, b, c = (s.by_id()["acme/worker"] for s in (inline, moved_file, reparented))
     assert a.spec_hash == b.spec_hash
     assert c.spec_hash != a.spec_hash

@@ -1,0 +1,66 @@
+"""Pin resolution: turn tracked refs into exact commits and image tags into digests.
+
+Runs after render and before plan: every image becomes `repo@sha256:...` and every plugin gets
+its resolved SHA, its local checkout and its content hashes, then spec hashes are recomputed, so
+an upstream move of a tag or branch is drift the plan sees. The I/O goes through a `PinResolver`
+(the live one is in `reconciler.source.pins`); this module only transforms values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.errors import Location
+from reconciler.model.desired import DesiredState, DesiredWorkspace, PluginPinRef
+from reconciler.render.files import scan_files
+from reconciler.render.images import split_reference
+from reconciler.render.spec_hash import with_spec
+
+
+class PinResolver(Protocol):
+    def image_digest(self, ref: str) -> str:
+        """`sha256:...` the tag points at now. Raises SourceError."""
+        ...
+
+    def plugin(self, pin: PluginPinRef) -> tuple[str, Path]:
+        """(resolved commit SHA, local directory of the plugin at that SHA). Raises SourceError."""
+        ...
+
+
+def pinned_image(ref: str, resolver: PinResolver) -> str:
+    repo, _tag, digest = split_reference(ref)
+    return f"{repo}@{digest or resolver.image_digest(ref)}"
+
+
+def resolve_pins(state: DesiredState, resolver: PinResolver) -> DesiredState:
+    images: dict[str, str] = {}
+    plugins: dict[tuple[str, str, str | None], PluginPinRef] = {}
+    out: list[DesiredWorkspace] = []
+    for ws in state.workspaces:
+        if not ws.provisioned:
+            out.append(ws)
+            continue
+        update: dict[str, object] = {}
+        if ws.image:
+            if ws.image not in images:
+                images[ws.image] = pinned_image(ws.image, resolver)
+            update["image_digest"] = images[ws.image]
+        resolved = []
+        for pin in ws.plugins:
+            key = (pin.source, pin.track, pin.path)
+            if key not in plugins:
+                sha, local = resolver.plugin(pin)
+                files = scan_files(local, local, f"plugin {pin.name}@{sha[:12]}", Location("plugins.yaml"))
+                plugins[key] = pin.model_copy(
+                    update={
+                        "resolved_sha": sha,
+                        "local_path": str(local),
+                        "content_hash": files.content_hash,
+                        "skills_hash": files.skills_hash,
+                    }
+                )
+            resolved.append(plugins[key].model_copy(update={"name": pin.name}))
+        update["plugins"] = tuple(resolved)
+        out.append(with_spec(ws.model_copy(update=update)))
+    return state.model_copy(update={"workspaces": tuple(out)})
