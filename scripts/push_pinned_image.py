@@ -21,7 +21,28 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-APPLETS = ["sh", "httpd", "wget", "sleep", "cat", "ls", "mv", "cp", "rm", "mkdir", "test", "echo", "find", "tar", "sed", "sort", "dirname", "kill", "touch", "rmdir"]
+APPLETS = [
+    "sh",
+    "httpd",
+    "wget",
+    "sleep",
+    "cat",
+    "ls",
+    "mv",
+    "cp",
+    "rm",
+    "mkdir",
+    "test",
+    "echo",
+    "find",
+    "tar",
+    "sed",
+    "sort",
+    "dirname",
+    "kill",
+    "touch",
+    "rmdir",
+]
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
 

@@ -195,7 +195,8 @@ class OrgRenderer:
         if key in seen:
             self.errors.append(
                 ConfigError(
-                    f"duplicate workspace key {key!r} in org {org!r}: also at {seen[key]}; give one of them its own `key`",
+                    f"duplicate workspace key {key!r} in org {org!r}: also at {seen[key]}; "
+                    "give one of them its own `key`",
                     item.loc,
                 )
             )

@@ -141,7 +141,8 @@ def test_external_checks_happen_before_any_fetch(write_repo: WriteRepo, tmp_path
                 "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://u:p@127.0.0.1:3000/agents/x.git'}\n"
                 "  - !external {repo: 127.0.0.1:3000/agents/x, ref: v1, path: a.yaml, url: 'http://127.0.0.1:9/other/x.git'}\n"
                 "  - !external {repo: 127.0.0.1:3000/agents/x, ref: 'v 1', path: a.yaml}\n"
-                "  - name: Disabled\n    spawning: false\n    children: !external {repo: nope/x, ref: v1, path: a.yaml}\n"
+                "  - name: Disabled\n    spawning: false\n"
+                "    children: !external {repo: nope/x, ref: v1, path: a.yaml}\n"
             ),
         }
     )
