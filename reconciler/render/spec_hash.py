@@ -14,7 +14,8 @@ from typing import Any
 
 from reconciler.model.desired import DesiredWorkspace
 
-RESERVED_ENV = ("WORKSPACE_ID", "PARENT_ID")
+# env the reconciler sets from other fields; those fields have parts of their own
+DERIVED_ENV = ("WORKSPACE_ID", "WORKSPACE_NAME", "PARENT_ID", "AGENT_MODEL", "AGENT_ROLE", "AGENT_RUNTIME")
 
 
 def short_hash(value: Any) -> str:
@@ -27,6 +28,8 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
         "name": short_hash(ws.name),
         "tier": short_hash(ws.tier.value),
         "runtime": short_hash(ws.runtime),
+        "model": short_hash(ws.model),
+        "role": short_hash(ws.role),
         "image": short_hash(ws.image_digest or ws.image),
         "parent": short_hash(ws.parent),
         "resources": short_hash(ws.resources.model_dump(mode="json") if ws.resources else None),
@@ -44,7 +47,7 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
         ),
     }
     for key, value in ws.env.items():
-        if key not in RESERVED_ENV:
+        if key not in DERIVED_ENV:
             parts[f"env.{key}"] = short_hash(value)
     for name in ws.secrets:
         parts[f"secret.{name}"] = short_hash(ws.secret_digests.get(name, "unresolved"))

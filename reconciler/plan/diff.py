@@ -1,0 +1,157 @@
+"""The planner: desired state + observed workspaces -> ordered actions with reasons. Pure.
+
+No I/O and no clock: pins are resolved and the backend observed before this runs. Steps:
+
+1. pair desired and observed by identity (`<org>/<key>`);
+2. classify each pair: desired only -> CREATE, observed only -> DELETE (NOOP in merge mode), both ->
+   NOOP / UPDATE (only files, plugins or SKILL.md differ; no restart when only SKILL.md did) /
+   RECREATE (anything else, or not running), from the per-component `spec_parts`;
+3. order: canary tier first, then production; inside a tier deletes last; by id;
+4. guard (see `guards.py`).
+
+Reasons name what differs (env key names, secret names, image references) and never a value.
+"""
+
+from __future__ import annotations
+
+from reconciler.model.desired import DesiredState, DesiredWorkspace
+from reconciler.model.enums import TIER_ORDER, ActionKind, Mode
+from reconciler.model.observed import ObservedWorkspace
+from reconciler.model.plan import Action, Plan
+from reconciler.plan.guards import PlanPolicy, guard
+
+IN_PLACE = frozenset({"files", "plugins", "skills"})
+NO_RESTART = frozenset({"skills"})
+# Order in which reasons name components; unknown components follow, sorted.
+REASON_ORDER = ("image", "runtime", "model", "role", "name", "tier", "parent", "resources", "health",
+                "env", "secret", "plugins", "files", "skills")
+
+EXTERNAL_REASON = "runtime external: operator-run, not provisioned"
+
+
+def plan(desired: DesiredState, actual: list[ObservedWorkspace], policy: PlanPolicy | None = None) -> Plan:
+    """The ordered, guarded plan that turns `actual` into `desired`."""
+    policy = policy or PlanPolicy()
+    wanted = desired.by_id()
+    observed, duplicates = _pair_observed(actual)
+    actions: list[Action] = []
+    for ws_id in sorted(wanted.keys() | observed.keys()):
+        want, have = wanted.get(ws_id), observed.get(ws_id)
+        if want is not None:
+            actions.append(classify(want, have))
+        elif have is not None:
+            actions.append(_unwanted(have, "not in repo", policy.mode))
+    actions += [_unwanted(o, f"duplicate of {o.id}", policy.mode) for o in duplicates]
+    ordered = tuple(sorted(actions, key=_order_key))
+    draft = Plan(revision=desired.revision, mode=policy.mode, actions=ordered)
+    return guard(desired, actual, draft, policy)
+
+
+def classify(want: DesiredWorkspace, have: ObservedWorkspace | None) -> Action:
+    """The action for one desired workspace and what runs for it (if anything)."""
+
+    def act(kind: ActionKind, reason: str, restart: bool = True) -> Action:
+        return Action(kind=kind, workspace_id=want.id, tier=want.tier, reason=reason,
+                      desired=want, observed=have, restart=restart)
+
+    if not want.provisioned:
+        return act(ActionKind.NOOP, EXTERNAL_REASON)
+    if have is None:
+        return act(ActionKind.CREATE, "not running")
+    if not have.running:
+        return act(ActionKind.RECREATE, "container not running")
+    if have.spec_hash == want.spec_hash:
+        return act(ActionKind.NOOP, "up to date")
+    changed = changed_parts(want.spec_parts, have.spec_parts)
+    if not have.spec_parts or not changed:
+        return act(ActionKind.RECREATE, "spec hash differs")
+    components = {_component(k) for k in changed}
+    reason = describe(changed, want, have)
+    if components <= NO_RESTART:
+        return act(ActionKind.UPDATE, "SKILL.md changed: no restart", restart=False)
+    if components <= IN_PLACE:
+        return act(ActionKind.UPDATE, f"{reason}: in place, restart")
+    return act(ActionKind.RECREATE, reason)
+
+
+def changed_parts(want: dict[str, str], have: dict[str, str]) -> list[str]:
+    """Part keys whose hash differs or that exist on one side only, sorted."""
+    return sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+
+
+def describe(changed: list[str], want: DesiredWorkspace, have: ObservedWorkspace) -> str:
+    """One reason naming every differing component (names only, never values)."""
+    by_component: dict[str, list[str]] = {}
+    for key in changed:
+        by_component.setdefault(_component(key), []).append(key)
+    known = [c for c in REASON_ORDER if c in by_component]
+    rest = sorted(c for c in by_component if c not in REASON_ORDER)
+    phrases: list[str] = []
+    for component in known + rest:
+        keys = by_component[component]
+        phrases.extend(_phrase(component, keys, want, have))
+    return "; ".join(phrases)
+
+
+def _phrase(component: str, keys: list[str], want: DesiredWorkspace, have: ObservedWorkspace) -> list[str]:
+    if component == "image":
+        return [f"image {have.image or 'unknown'} → {want.image_digest or want.image or 'unknown'}"]
+    if component == "tier":
+        return [f"tier {have.tier.value} → {want.tier.value}"]
+    if component == "parent":
+        return [f"moved under {want.parent}" if want.parent else "moved to top level"]
+    if component == "runtime":
+        return [f"runtime → {want.runtime}"]
+    if component == "health":
+        return ["health check changed"]
+    if component == "skills":
+        return ["SKILL.md changed"]
+    if component in ("env", "secret"):
+        return _keyed(component, keys, want, have)
+    return [f"{component} changed"]
+
+
+def _keyed(component: str, keys: list[str], want: DesiredWorkspace, have: ObservedWorkspace) -> list[str]:
+    names = {k: k.split(".", 1)[1] if "." in k else k for k in keys}
+    added = [names[k] for k in keys if k in want.spec_parts and k not in have.spec_parts]
+    removed = [names[k] for k in keys if k not in want.spec_parts and k in have.spec_parts]
+    changed = [names[k] for k in keys if k in want.spec_parts and k in have.spec_parts]
+    label = "env" if component == "env" else "secret"
+    out = []
+    if changed:
+        out.append(f"{'env changed' if label == 'env' else 'secrets rotated'}: {', '.join(changed)}")
+    if added:
+        out.append(f"{label} added: {', '.join(added)}")
+    if removed:
+        out.append(f"{label} removed: {', '.join(removed)}")
+    return out
+
+
+def _pair_observed(
+    actual: list[ObservedWorkspace],
+) -> tuple[dict[str, ObservedWorkspace], list[ObservedWorkspace]]:
+    """One observed workspace per id (running ones first, then by backend ref); the rest are duplicates."""
+    chosen: dict[str, ObservedWorkspace] = {}
+    duplicates: list[ObservedWorkspace] = []
+    for o in sorted(actual, key=lambda o: (o.id, not o.running, o.backend_ref)):
+        if o.id in chosen:
+            duplicates.append(o)
+        else:
+            chosen[o.id] = o
+    return chosen, duplicates
+
+
+def _unwanted(have: ObservedWorkspace, why: str, mode: Mode) -> Action:
+    if mode is Mode.MERGE:
+        return Action(kind=ActionKind.NOOP, workspace_id=have.id, tier=have.tier,
+                      reason=f"{why}; kept (merge mode)", observed=have)
+    return Action(kind=ActionKind.DELETE, workspace_id=have.id, tier=have.tier, reason=why, observed=have)
+
+
+def _order_key(action: Action) -> tuple[int, bool, str, str]:
+    ref = action.observed.backend_ref if action.observed else ""
+    return (TIER_ORDER.index(action.tier), action.kind is ActionKind.DELETE, action.workspace_id, ref)
+
+
+def _component(part_key: str) -> str:
+    return part_key.split(".", 1)[0]

@@ -1,0 +1,138 @@
+"""Two renderings of one Plan: a human table (CLI, PR comment) and a machine dict (`--json`). Pure.
+
+Both show ids, tiers, kinds, reasons, spec hashes and image references only: desired/observed are
+reduced to those fields, so no env value or secret digest can leak through a rendering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.model.enums import ActionKind
+from reconciler.model.plan import Action, Plan
+
+MARKERS: dict[ActionKind, str] = {
+    ActionKind.CREATE: "+",
+    ActionKind.UPDATE: "~",
+    ActionKind.RECREATE: "-/+",
+    ActionKind.DELETE: "-",
+    ActionKind.NOOP: "=",
+}
+HEADERS = ("", "tier", "workspace", "action", "reason")
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    return (
+        f"Plan: {c[ActionKind.CREATE]} to create, {c[ActionKind.UPDATE]} to update, "
+        f"{c[ActionKind.RECREATE]} to recreate, {c[ActionKind.DELETE]} to delete, "
+        f"{c[ActionKind.NOOP]} unchanged."
+    )
+
+
+def action_label(action: Action) -> str:
+    if action.kind is ActionKind.UPDATE and not action.restart:
+        return "update (no restart)"
+    return action.kind.value
+
+
+def _rows(plan: Plan, verbose: bool) -> list[tuple[str, str, str, str, str]]:
+    shown = plan.actions if verbose or plan.refused else plan.changes()
+    return [(MARKERS[a.kind], a.tier.value, a.workspace_id, action_label(a), a.reason) for a in shown]
+
+
+def render_table(plan: Plan, verbose: bool = False) -> str:
+    """Aligned columns (marker, tier, workspace, action, reason), then the summary and any refusal.
+
+    Unchanged workspaces are counted in the summary and listed only when `verbose` (or refused).
+    """
+    rows = _rows(plan, verbose)
+    lines: list[str] = []
+    if rows:
+        table = [HEADERS, *rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS) - 1)]
+        for row in table:
+            cells = [row[i].ljust(widths[i]) for i in range(len(widths))] + [row[-1]]
+            lines.append("  ".join(cells).rstrip())
+    else:
+        lines.append("No changes." if not plan.refused else "Nothing to apply.")
+    hidden = len(plan.actions) - len(rows)
+    if hidden:
+        lines.append(f"({hidden} unchanged workspace{'' if hidden == 1 else 's'} not shown; use --verbose)")
+    lines.append(summary_line(plan))
+    if plan.refused:
+        lines.append(f"REFUSED: {plan.refused}")
+    lines.extend(f"note: {n}" for n in plan.notes)
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+
+
+def render_markdown(plan: Plan, revision: str | None) -> str:
+    """The PR comment: heading, a table of changes, unchanged ones folded, summary, refusal."""
+    rev = (revision or plan.revision or "")[:12]
+    out = [f"### Reconciler plan{f' for `{rev}`' if rev else ''} ({plan.mode.value} mode)", ""]
+    if plan.refused:
+        out += [f"> **Refused:** {_md(plan.refused)}", ""]
+    changes = plan.changes() if not plan.refused else plan.actions
+    if changes:
+        out += _md_table(changes)
+    else:
+        out.append("No changes.")
+    noops = [a for a in plan.actions if a.kind is ActionKind.NOOP] if not plan.refused else []
+    if noops:
+        out += ["", f"<details><summary>{len(noops)} unchanged</summary>", ""]
+        out += _md_table(noops)
+        out += ["", "</details>"]
+    out += ["", f"**{summary_line(plan)}**"]
+    return "\n".join(out) + "\n"
+
+
+def _md_table(actions: tuple[Action, ...] | list[Action]) -> list[str]:
+    lines = ["| | tier | workspace | action | reason |", "|---|---|---|---|---|"]
+    for a in actions:
+        marker, ws = f"`{MARKERS[a.kind]}`", f"`{_md(a.workspace_id)}`"
+        cells = (marker, a.tier.value, ws, action_label(a), _md(a.reason))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """Machine-readable plan: ids, tiers, kinds, reasons, spec hashes, images. Never env values."""
+    c = plan.counts()
+    return {
+        "revision": plan.revision,
+        "mode": plan.mode.value,
+        "refused": plan.refused,
+        "notes": list(plan.notes),
+        "summary": {kind.value: c[kind] for kind in ActionKind},
+        "actions": [_action_json(a) for a in plan.actions],
+    }
+
+
+def _action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": a.kind.value,
+        "workspace": a.workspace_id,
+        "tier": a.tier.value,
+        "reason": a.reason,
+        "restart": a.restart,
+        "desired": None,
+        "observed": None,
+    }
+    if a.desired is not None:
+        d = a.desired
+        out["desired"] = {
+            "id": d.id, "tier": d.tier.value, "runtime": d.runtime, "provisioned": d.provisioned,
+            "parent": d.parent, "image": d.image_digest or d.image, "spec_hash": d.spec_hash,
+        }
+    if a.observed is not None:
+        o = a.observed
+        out["observed"] = {
+            "id": o.id, "tier": o.tier.value, "spec_hash": o.spec_hash, "image": o.image,
+            "backend_ref": o.backend_ref, "running": o.running, "health": o.health.value,
+            "revision": o.revision,
+        }
+    return out
