@@ -1,0 +1,105 @@
+"""What the reconciler needs from a forge, as values and one small Protocol.
+
+The forge is where operators read results: branch heads, open pull requests, commit statuses
+and one plan comment per pull request. Everything above `forge/` talks to this Protocol and these
+frozen pydantic values, never to HTTP; `GiteaClient` is the real implementation (Gitea 1.21+ and
+Forgejo), tests of other stages can use a fake that satisfies the same Protocol.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+DESCRIPTION_LIMIT = 140  # safe on Gitea, Forgejo and GitHub (GitHub rejects longer with a 422)
+
+
+class StatusState(StrEnum):
+    """Commit status states every supported forge accepts (`skipped` is Gitea >=1.25 only)."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    ERROR = "error"
+    FAILURE = "failure"
+    WARNING = "warning"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PullRequest(_Frozen):
+    """An open pull request, as far as the reconciler cares."""
+
+    number: int
+    head_sha: str  # where statuses go, always in the base repository
+    head_ref: str  # branch name, or `refs/pull/{N}/head` when the branch is gone / AGit
+    base_ref: str
+    url: str  # the HTML URL (Gitea's `url` is not an API URL)
+    is_fork: bool = False
+
+
+class StatusUpdate(_Frozen):
+    """One commit status to post; the description is cut to 140 characters on the way out."""
+
+    context: str
+    state: StatusState
+    description: str = ""
+    target_url: str = ""
+
+
+class CommitStatus(_Frozen):
+    """One stored status row. `id` is the per-commit index on Gitea, unique per SHA only."""
+
+    id: int
+    context: str
+    state: str  # raw: Gitea's `status` (or GitHub's `state`); may be `skipped` on Gitea >=1.25
+    description: str = ""
+    target_url: str = ""
+
+
+class CombinedStatus(_Frozen):
+    """The latest status per context and the forge's own combined state.
+
+    `state` is None when the commit has no status at all (Gitea answers `""` there, not `pending`).
+    Gitea >=1.25 combines to failure/pending/success; <=1.24 and Forgejo can also say `warning`.
+    """
+
+    sha: str
+    state: StatusState | None
+    statuses: tuple[CommitStatus, ...] = ()
+
+    def for_context(self, context: str) -> CommitStatus | None:
+        return next((s for s in self.statuses if s.context == context), None)
+
+
+class Forge(Protocol):
+    """The forge calls the reconciler makes. Errors raise `reconciler.errors.ForgeError`."""
+
+    def branch_head(self, branch: str) -> str:
+        """The commit SHA the branch points at."""
+        ...
+
+    def open_pull_requests(self, base_branch: str) -> list[PullRequest]:
+        """Every open pull request against `base_branch`, all pages."""
+        ...
+
+    def post_status(self, sha: str, update: StatusUpdate) -> bool:
+        """Post a commit status; False when skipped because the latest one is identical."""
+        ...
+
+    def combined_status(self, ref: str) -> CombinedStatus:
+        """The latest status per context of a commit (or branch / tag)."""
+        ...
+
+    def upsert_pr_comment(self, number: int, body: str, marker: str) -> int:
+        """Create or edit in place the one comment carrying `marker`; returns its id."""
+        ...
+
+
+def cut_description(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """One trimmed line of at most `limit` characters, with an ellipsis when cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -1,0 +1,151 @@
+"""Fixtures for the forge tests: a running Gitea emulator, a work clone that pushes to it over
+smart HTTP, a `GiteaClient` whose sleeps are recorded instead of slept, and a webhook receiver
+served by a real uvicorn on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from reconciler.forge import GiteaClient, Trigger, webhook_app
+from tests.support.gitea_emulator import GiteaEmulator
+
+TOKEN = "gitea-TOKEN-5ecret-0123456789"
+OWNER, NAME = "org", "config"
+HOOK_SECRET = b"hook-secret"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV},
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+class Work:
+    """A work clone whose `origin` is the emulator's smart-HTTP URL: pushes are real HTTP pushes."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        git("init", "-q", "-b", "main", str(path))
+        git("remote", "add", "origin", url, cwd=path)
+        self.counter = 0
+
+    def commit(self, message: str = "change", branch: str | None = None) -> str:
+        if branch:
+            git("checkout", "-q", "-B", branch, cwd=self.path)
+        self.counter += 1
+        (self.path / "file.txt").write_text(f"{message} {self.counter}\n")
+        git("add", "-A", cwd=self.path)
+        git("commit", "-q", "-m", message, cwd=self.path)
+        return git("rev-parse", "HEAD", cwd=self.path)
+
+    def push(self, *refs: str) -> None:
+        git("push", "-q", "--force", "origin", *(refs or ("main",)), cwd=self.path)
+
+
+@pytest.fixture
+def gitea(tmp_path: Path) -> Iterator[GiteaEmulator]:
+    with GiteaEmulator(tmp_path / "gitea", token=TOKEN) as emu:
+        emu.create_repo(OWNER, NAME)
+        yield emu
+
+
+@pytest.fixture
+def work(gitea: GiteaEmulator, tmp_path: Path) -> Work:
+    return Work(tmp_path / "work", gitea.clone_url(OWNER, NAME))
+
+
+@pytest.fixture
+def head(work: Work) -> str:
+    """One commit on main, pushed for real."""
+    sha = work.commit("first")
+    work.push("main")
+    return sha
+
+
+def dead_port() -> int:
+    """A loopback port with nothing listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def client(gitea: GiteaEmulator, sleeps: Sleeps) -> Iterator[GiteaClient]:
+    with GiteaClient(gitea.url, f"{OWNER}/{NAME}", TOKEN, timeout=5, sleep=sleeps) as forge:
+        yield forge
+
+
+class Receiver:
+    """`webhook_app` under a real uvicorn on 127.0.0.1; `triggers` collects what it accepted."""
+
+    def __init__(self, secret: bytes, branch: str = "main", max_body: int = 1024 * 1024) -> None:
+        self.triggers: list[Trigger] = []
+        self.app = webhook_app(secret, branch, self.triggers.append, max_body=max_body)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/gitea"
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        ready = threading.Event()
+        for _ in range(500):
+            if self.server.started:
+                return
+            ready.wait(0.01)
+        raise AssertionError("uvicorn did not start the webhook receiver on loopback")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def make(**kwargs: Any) -> Receiver:
+        receiver = Receiver(kwargs.pop("secret", HOOK_SECRET), **kwargs)
+        receiver.start()
+        started.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def receiver(receiver_factory: Callable[..., Receiver]) -> Receiver:
+    return receiver_factory()
