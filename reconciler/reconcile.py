@@ -24,7 +24,7 @@ from reconciler.errors import BackendError, ConfigError, ConfigErrors, ForgeErro
 from reconciler.forge.base import Forge, StatusState, StatusUpdate
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.desired import DesiredState, DesiredWorkspace
-from reconciler.model.enums import Outcome, Tier
+from reconciler.model.enums import Tier
 from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult
 from reconciler.plan import PlanPolicy, guard, plan
@@ -124,9 +124,7 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
         )
         result.run = run
         final = run_statuses(run)
-        result.exit_code = {Outcome.SUCCESS: EXIT_OK, Outcome.FAILED: EXIT_WRONG}.get(run.outcome, EXIT_ERROR)
-        if run.refused:
-            result.exit_code = EXIT_WRONG
+        result.exit_code = run.exit_code
         result.message = run.refused or run.error or run.outcome.value
         return result
     except ReconcilerError as exc:
