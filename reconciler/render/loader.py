@@ -22,6 +22,7 @@ from reconciler.errors import ConfigError, Location
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 100  # YAML nesting levels (a workspace tree 16 deep is ~50)
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -209,20 +210,33 @@ class _Builder:
         )
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Node count with aliases expanded, computed without expanding them (billion-laughs guard)."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 1  # a recursive alias counts once instead of looping
+def _measure(root: yaml.Node) -> tuple[int, int]:
+    """(node count with aliases expanded, nesting depth), computed without expanding aliases and
+    without recursion, so neither an alias bomb nor a 10,000-deep document can blow the stack."""
+    size: dict[int, int] = {}
+    depth = 0
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, level, done = stack.pop()
+        depth = max(depth, level)
+        if depth > MAX_DEPTH:
+            return 0, depth
+        children = _children(node)
+        if done:
+            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
+        elif id(node) not in size:
+            size[id(node)] = 1  # placeholder: a recursive alias counts once instead of looping
+            stack.append((node, level, True))
+            stack.extend((c, level + 1, False) for c in children if id(c) not in size)
+    return size[id(root)], depth
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        total = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    elif isinstance(node, yaml.SequenceNode):
-        total = 1 + sum(_expanded_size(v, memo) for v in node.value)
-    else:
-        total = 1
-    memo[key] = total
-    return total
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Location | None = None) -> Any:
@@ -239,7 +253,12 @@ def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Loc
         raise ConfigError(f"invalid YAML: {exc}", Location(display)) from None
     if node is None:
         return None
-    if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+    expanded, depth = _measure(node)
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"document nests deeper than {MAX_DEPTH} levels; flatten it", location_of(node, display)
+        )
+    if expanded > MAX_EXPANDED_NODES:
         raise ConfigError(
             f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); write it out plainly",
             location_of(node, display),

@@ -33,7 +33,9 @@ def org_text(workspace: dict[str, object], order: list[int], style: str, comment
         indent=4 if style == "block" else 2,
     )
     if comments:
-        body = "# operators' notes\n" + body.replace("\n", "  # note\n", 1)
+        body = "# operators' notes\n\n" + body + "# trailing note\n"
+        if style == "block":  # an end-of-line comment is only safe outside flow collections
+            body = body.replace("\n", "  # note\n", 3)
     return body
 
 
