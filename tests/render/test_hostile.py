@@ -183,7 +183,9 @@ def test_external_path_must_stay_in_fetched_tree_and_depth_is_bounded(write_repo
 def test_deep_nesting_is_refused_without_crashing(write_repo: WriteRepo) -> None:
     repo = write_repo({
         "orgs/acme/org.yaml": "name: A\nx: " + "[" * 5000 + "]" * 5000 + "\n",
-        "orgs/beta/org.yaml": "name: B\nworkspaces:\n  - name: x\n    env: {A: " + "{a: " * 3000 + "1" + "}" * 3001 + "\n",
+        "orgs/beta/org.yaml": (
+            "name: B\nworkspaces:\n  - name: x\n    env: {A: " + "{a: " * 3000 + "1" + "}" * 3001 + "\n"
+        ),
     })
     errors = render_errors(repo)
     assert len(errors) == 2
