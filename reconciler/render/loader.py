@@ -242,6 +242,11 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Location | None = None) -> Any:
     """Load one file into located data. Raises ConfigError with file:line:col on any problem."""
     display = ctx.display(file)
+    real = Path(os.path.realpath(file))
+    if real != ctx.root and ctx.root not in real.parents:
+        raise ConfigError(
+            f"{display} is a link to outside the repository; commit the file itself", at or Location(display)
+        )
     text = read_bounded(file, display, at)
     try:
         node = yaml.compose(text, Loader=_BaseLoader)
@@ -255,9 +260,7 @@ def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Loc
         return None
     expanded, depth = _measure(node)
     if depth > MAX_DEPTH:
-        raise ConfigError(
-            f"document nests deeper than {MAX_DEPTH} levels; flatten it", location_of(node, display)
-        )
+        raise ConfigError(f"document nests deeper than {MAX_DEPTH} levels; flatten it", location_of(node, display))
     if expanded > MAX_EXPANDED_NODES:
         raise ConfigError(
             f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); write it out plainly",

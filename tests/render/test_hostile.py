@@ -190,3 +190,17 @@ def test_deep_nesting_is_refused_without_crashing(write_repo: WriteRepo) -> None
     errors = render_errors(repo)
     assert len(errors) == 2
     assert all("nests deeper than" in e for e in errors)
+
+
+def test_config_files_linked_from_outside_are_refused(write_repo: WriteRepo, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    (outside / "evil").mkdir(parents=True)
+    (outside / "images.yaml").write_text("images: {}\n")
+    (outside / "evil" / "org.yaml").write_text("name: Evil\nworkspaces: [{name: X, runtime: claude-code}]\n")
+    repo = write_repo({"orgs/acme/org.yaml": HEAD + "  - name: A\n"})
+    (repo / "images.yaml").unlink()
+    os.symlink(outside / "images.yaml", repo / "images.yaml")
+    os.symlink(outside / "evil", repo / "orgs" / "evil")
+    errors = render_errors(repo)
+    assert any(e.startswith("images.yaml:") and "outside the repository" in e for e in errors)
+    assert any(e.startswith("orgs/evil/org.yaml") and "outside the repository" in e for e in errors)
