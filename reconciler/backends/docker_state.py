@@ -34,6 +34,7 @@ class Override(BaseModel):
     spec_parts: dict[str, str] = Field(default_factory=dict)
     revision: str | None = None
     configs_hash: str = ""
+    plugins: dict[str, str] = Field(default_factory=dict)  # plugin name -> installed SHA
 
 
 class OverrideStore:

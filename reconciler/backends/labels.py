@@ -2,7 +2,7 @@
 
 Labels are the reconciler's only memory of what it runs (DESIGN: "Actual state and ownership"):
 `list_owned` rebuilds the observed state from them alone, so everything the plan compares lives
-here (spec hash, spec parts, tier, revision, image). No secret value ever reaches a label: the
+here (spec hash, spec parts, tier, revision, image, installed plugin SHAs). No secret value ever reaches a label: the
 desired workspace carries only keyed digests of secrets, and secret env is never passed in here.
 
 Names, chosen so two reconciler instances on one engine never collide:
@@ -37,6 +37,7 @@ SPEC_HASH = "reconciler.spec-hash"
 SPEC_PARTS = "reconciler.spec-parts"
 REVISION = "reconciler.revision"
 IMAGE = "reconciler.image"
+PLUGINS = "reconciler.plugins"  # {plugin name: installed commit SHA}: drift reasons and `track: none`
 CONFIGS_HASH = "reconciler.configs-hash"  # backend-internal: fingerprint of what /configs should hold
 ROLE = "reconciler.role"  # set on helper containers and snapshot volumes only
 
@@ -79,6 +80,7 @@ def workload_labels(
         SPEC_PARTS: encode_spec_parts(desired.spec_parts),
         IMAGE: image,
         CONFIGS_HASH: configs_hash,
+        PLUGINS: encode_spec_parts(plugin_shas(desired)),
     }
     if revision:
         labels[REVISION] = revision
@@ -93,6 +95,11 @@ def auxiliary_labels(instance_id: str, workspace_id: str, role: str | None = Non
     else:
         labels[MANAGED] = "true"
     return labels
+
+
+def plugin_shas(desired: DesiredWorkspace) -> dict[str, str]:
+    """{plugin name: resolved commit SHA} of a desired workspace (unresolved plugins left out)."""
+    return {p.name: p.resolved_sha for p in desired.plugins if p.resolved_sha}
 
 
 def encode_spec_parts(parts: Mapping[str, str]) -> str:

@@ -139,6 +139,7 @@ class MemoryBackend:
             id=ws.id, tier=ws.tier, spec_hash=ws.spec_hash, spec_parts=dict(ws.spec_parts),
             revision=revision, backend_ref=ref, name=f"ws-{ws.org}-{ws.key}", running=True,
             health=HealthState.HEALTHY, image=ws.image_digest or ws.image,
+            plugins={p.name: p.resolved_sha for p in ws.plugins if p.resolved_sha},
         )
 
     def _new_ref(self) -> str:

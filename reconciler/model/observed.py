@@ -20,3 +20,4 @@ class ObservedWorkspace(BaseModel):
     running: bool = True
     health: HealthState = HealthState.UNKNOWN
     image: str | None = None
+    plugins: dict[str, str] = Field(default_factory=dict)  # plugin name -> commit SHA installed

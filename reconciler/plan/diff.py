@@ -20,10 +20,10 @@ from reconciler.model.observed import ObservedWorkspace
 from reconciler.model.plan import Action, Plan
 from reconciler.plan.guards import PlanPolicy, guard
 
-IN_PLACE = frozenset({"files", "plugins", "skills"})
-NO_RESTART = frozenset({"skills"})
+IN_PLACE = frozenset({"files", "plugins", "skills", "plugin"})
+NO_RESTART = frozenset({"skills", "plugin"})  # `plugin.<name>`: the pinned SHA alone (content has own parts)
 # Order in which reasons name components; unknown components follow, sorted.
-REASON_ORDER = ("image", "runtime", "model", "role", "name", "tier", "parent", "resources", "health",
+REASON_ORDER = ("image", "plugin", "runtime", "model", "role", "name", "tier", "parent", "resources", "health",
                 "env", "secret", "plugins", "files", "skills")
 
 EXTERNAL_REASON = "runtime external: operator-run, not provisioned"
@@ -68,7 +68,7 @@ def classify(want: DesiredWorkspace, have: ObservedWorkspace | None) -> Action:
     components = {_component(k) for k in changed}
     reason = describe(changed, want, have)
     if components <= NO_RESTART:
-        return act(ActionKind.UPDATE, "SKILL.md changed: no restart", restart=False)
+        return act(ActionKind.UPDATE, f"{reason}: no restart", restart=False)
     if components <= IN_PLACE:
         return act(ActionKind.UPDATE, f"{reason}: in place, restart")
     return act(ActionKind.RECREATE, reason)
@@ -95,7 +95,9 @@ def describe(changed: list[str], want: DesiredWorkspace, have: ObservedWorkspace
 
 def _phrase(component: str, keys: list[str], want: DesiredWorkspace, have: ObservedWorkspace) -> list[str]:
     if component == "image":
-        return [f"image {have.image or 'unknown'} → {want.image_digest or want.image or 'unknown'}"]
+        return [_image_phrase(want, have)]
+    if component == "plugin":
+        return [_plugin_phrase(key.split(".", 1)[-1], want, have) for key in keys]
     if component == "tier":
         return [f"tier {have.tier.value} → {want.tier.value}"]
     if component == "parent":
@@ -109,6 +111,38 @@ def _phrase(component: str, keys: list[str], want: DesiredWorkspace, have: Obser
     if component in ("env", "secret"):
         return _keyed(component, keys, want, have)
     return [f"{component} changed"]
+
+
+def _short(ref: str) -> str:
+    """`repo@sha256:<64 hex>` or `sha256:...` -> `sha256:<12 hex>`; a commit SHA -> 7 hex."""
+    digest = ref.rpartition("@")[2]
+    if digest.startswith("sha256:"):
+        return digest[: len("sha256:") + 12]
+    return digest[:7] if len(digest) == 40 else digest
+
+
+def _image_phrase(want: DesiredWorkspace, have: ObservedWorkspace) -> str:
+    """`image x:latest: sha256:aa… → sha256:bb…` when a tag moved; else the two references."""
+    new = want.image_digest or want.image or "unknown"
+    old = have.image or "unknown"
+    same_repo = old.partition("@")[0] == new.partition("@")[0]
+    if want.image and "@" not in want.image and "@" in old and "@" in new and same_repo:
+        name = want.image.rsplit("/", 1)[-1]
+        return f"image {name if ':' in name else name + ':latest'}: {_short(old)} → {_short(new)}"
+    return f"image {old} → {new}"
+
+
+def _plugin_phrase(name: str, want: DesiredWorkspace, have: ObservedWorkspace) -> str:
+    """`plugin X: tag v1.2 moved abc1234 → def5678` (names refs and commits, never content)."""
+    pin = next((p for p in want.plugins if p.name == name), None)
+    if pin is None:
+        return f"plugin {name} removed"
+    old, new = have.plugins.get(name), pin.resolved_sha or pin.track
+    if f"plugin.{name}" not in have.spec_parts:
+        return f"plugin {name} added at {_short(new)}"
+    kind, _, ref = pin.track.partition(":")
+    what = f"{kind} {ref} moved" if kind in ("tag", "branch") else f"{kind} pin"
+    return f"plugin {name}: {what} {_short(old) + ' → ' if old else 'now '}{_short(new)}"
 
 
 def _keyed(component: str, keys: list[str], want: DesiredWorkspace, have: ObservedWorkspace) -> list[str]:

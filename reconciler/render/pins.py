@@ -2,12 +2,16 @@
 
 Runs after render and before plan: every image becomes `repo@sha256:...` and every plugin gets
 its resolved SHA, its local checkout and its content hashes, then spec hashes are recomputed, so
-an upstream move of a tag or branch is drift the plan sees. The I/O goes through a `PinResolver`
-(the live one is in `reconciler.source.pins`); this module only transforms values.
+an upstream move of a tag or branch is drift the plan sees. A digest pin never reaches the
+resolver (no registry call at all), and `track: none` resolves to the SHA the workspace already
+runs (from the observed state) when there is one. The I/O goes through a `PinResolver` (the live
+one is in `reconciler.source.pins`); this module only transforms values.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +20,8 @@ from reconciler.model.desired import DesiredState, DesiredWorkspace, PluginPinRe
 from reconciler.render.files import scan_files
 from reconciler.render.images import split_reference
 from reconciler.render.spec_hash import with_spec
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class PinResolver(Protocol):
@@ -33,7 +39,23 @@ def pinned_image(ref: str, resolver: PinResolver) -> str:
     return f"{repo}@{digest or resolver.image_digest(ref)}"
 
 
-def resolve_pins(state: DesiredState, resolver: PinResolver) -> DesiredState:
+def effective_track(pin: PluginPinRef, installed: Mapping[str, str]) -> str:
+    """`track: none` means installed once, never moved: stay on the SHA already installed, if any."""
+    sha = installed.get(pin.name, "")
+    if pin.track == "none" and FULL_SHA.fullmatch(sha):
+        return f"sha:{sha}"
+    return pin.track
+
+
+def resolve_pins(
+    state: DesiredState,
+    resolver: PinResolver,
+    installed: Mapping[str, Mapping[str, str]] | None = None,
+) -> DesiredState:
+    """Digests and plugin SHAs filled in, spec hashes recomputed. `installed` is {workspace id:
+    {plugin name: SHA}} as the backend reports it (`ObservedWorkspace.plugins`): a `track: none`
+    plugin stays on that SHA; only a workspace that does not have it yet gets the current HEAD."""
+    installed = installed or {}
     images: dict[str, str] = {}
     plugins: dict[tuple[str, str, str | None], PluginPinRef] = {}
     out: list[DesiredWorkspace] = []
@@ -48,9 +70,10 @@ def resolve_pins(state: DesiredState, resolver: PinResolver) -> DesiredState:
             update["image_digest"] = images[ws.image]
         resolved = []
         for pin in ws.plugins:
-            key = (pin.source, pin.track, pin.path)
+            track = effective_track(pin, installed.get(ws.id, {}))
+            key = (pin.source, track, pin.path)
             if key not in plugins:
-                sha, local = resolver.plugin(pin)
+                sha, local = resolver.plugin(pin.model_copy(update={"track": track}))
                 files = scan_files(local, local, f"plugin {pin.name}@{sha[:12]}", Location("plugins.yaml"))
                 plugins[key] = pin.model_copy(
                     update={
@@ -60,7 +83,7 @@ def resolve_pins(state: DesiredState, resolver: PinResolver) -> DesiredState:
                         "skills_hash": files.skills_hash,
                     }
                 )
-            resolved.append(plugins[key].model_copy(update={"name": pin.name}))
+            resolved.append(plugins[key].model_copy(update={"name": pin.name, "track": pin.track}))
         update["plugins"] = tuple(resolved)
         out.append(with_spec(ws.model_copy(update=update)))
     return state.model_copy(update={"workspaces": tuple(out)})

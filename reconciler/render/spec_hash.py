@@ -2,8 +2,10 @@
 
 A part changes exactly when something that should cause a change changes: YAML formatting, key
 order, comments and which file a workspace is written in never enter it. Per-key parts
-(`env.<KEY>`, `secret.<NAME>`) let a plan name what changed without storing any value; secret
-parts are keyed hashes computed elsewhere (`secret_digests`), never the value.
+(`env.<KEY>`, `secret.<NAME>`, `plugin.<name>`) let a plan name what changed without storing any
+value; secret parts are keyed hashes computed elsewhere (`secret_digests`), never the value. A
+plugin's resolved SHA has its own part, apart from its content (`plugins`, SKILL.md excluded) and
+its SKILL.md content (`skills`), so a moved tag that only changed SKILL.md updates without restart.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
         "files": short_hash(ws.files.content_hash if ws.files else None),
         "plugins": short_hash(
             [
-                [p.name, p.resolved_sha or p.track, p.path, p.content_hash]
+                [p.name, p.path, p.content_hash or p.resolved_sha or p.track]
                 for p in sorted(ws.plugins, key=lambda p: p.name)
             ]
         ),
@@ -46,6 +48,8 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
             + [p.skills_hash or "" for p in sorted(ws.plugins, key=lambda p: p.name)]
         ),
     }
+    for p in ws.plugins:  # the pin alone: a moved ref whose content did not change needs no restart
+        parts[f"plugin.{p.name}"] = short_hash(p.resolved_sha or p.track)
     for key, value in ws.env.items():
         if key not in DERIVED_ENV:
             parts[f"env.{key}"] = short_hash(value)

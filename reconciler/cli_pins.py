@@ -1,0 +1,91 @@
+"""`reconciler pins`: the lock view of a config repo against what runs; `--check` for CI.
+
+Same first steps as a pass (checkout, render, observe, resolve pins; `reconcile.run_pass`), then
+the pure lock view (`report.pins`). Registered on the app at the end of `cli.py`. Exit codes:
+0 (no drift, or no `--check`), 1 drift with `--check` or an invalid config, 2 the reconciler
+could not tell (registry, git or engine unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler.cli import (
+    DEFAULT_STATE,
+    AsJson,
+    GiteaTokenFile,
+    InstanceId,
+    Ref,
+    RegistryCreds,
+    SecretsDir,
+    Source,
+    StateDir,
+    _fetcher,
+    _read_token,
+    print_config_errors,
+)
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.report.pins import LockView, lock_view, render_text
+
+Check = Annotated[bool, typer.Option("--check", help="Exit 1 when what runs differs from what the pins resolve to")]
+
+
+def build_view(
+    source: str,
+    ref: str | None,
+    instance_id: str,
+    state_dir: Path,
+    secrets_dir: Path | None,
+    registry_credentials: Path | None,
+    token: str | None,
+) -> LockView:
+    """Checkout, render, observe and resolve, as a pass does up to its plan. Raises ReconcilerError."""
+    from reconciler.backends.docker import DockerBackend
+    from reconciler.render.pins import resolve_pins
+    from reconciler.render.repo import load_settings, render_repo
+    from reconciler.secrets import SecretStore
+    from reconciler.source.checkout import checkout
+    from reconciler.source.pins import LivePinResolver
+    from reconciler.source.registry import RegistryClient, load_credentials
+
+    tree = checkout(source, ref, state_dir, token=token)
+    settings = load_settings(tree.root)
+    secrets = SecretStore.open(secrets_dir, state_dir) if secrets_dir else None
+    desired = render_repo(tree.root, fetcher=_fetcher(tree.root, state_dir), secrets=secrets, revision=tree.revision)
+    backend = DockerBackend(instance_id, network=settings.docker.network, state_dir=state_dir)
+    actual = backend.list_owned()
+    resolver = LivePinResolver(state_dir, RegistryClient(load_credentials(registry_credentials)), git_token=token)
+    installed = {o.id: o.plugins for o in sorted(actual, key=lambda o: o.running)}
+    return lock_view(resolve_pins(desired, resolver, installed), actual)
+
+
+def pins_cmd(
+    source: Source,
+    ref: Ref = None,
+    instance_id: InstanceId = "default",
+    as_json: AsJson = False,
+    check: Check = False,
+    state_dir: StateDir = DEFAULT_STATE,
+    secrets_dir: SecretsDir = None,
+    registry_credentials: RegistryCreds = None,
+    gitea_token_file: GiteaTokenFile = None,
+) -> None:
+    """Every plugin and image pin with its resolved SHA/digest and the workspaces using it."""
+    token = _read_token(gitea_token_file)
+    try:
+        view = build_view(source, ref, instance_id, state_dir, secrets_dir, registry_credentials, token)
+    except ConfigError as exc:
+        print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except ReconcilerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({**view.model_dump(mode="json"), "drifted": view.drifted}, indent=2))
+    else:
+        typer.echo(render_text(view))
+    raise typer.Exit(1 if check and view.drifted else 0)
