@@ -148,12 +148,14 @@ class DockerBackend:
                 labels.get(lb.REVISION),
             )
             spec_parts = lb.decode_spec_parts(parts)
+            plugins = lb.decode_spec_parts(labels.get(lb.PLUGINS))
             override = overrides.get(ws)
             if override and override.container_id == row.get("Id"):
-                spec_hash, spec_parts, revision = (
+                spec_hash, spec_parts, revision, plugins = (
                     override.spec_hash,
                     dict(override.spec_parts),
                     override.revision,
+                    dict(override.plugins),
                 )
             running = row.get("State") == "running"
             health = check_state_from_ps(str(row.get("Status", ""))) if running else HealthState.UNHEALTHY
@@ -169,6 +171,7 @@ class DockerBackend:
                     running=running,
                     health=health or HealthState.UNKNOWN,
                     image=labels.get(lb.IMAGE),
+                    plugins=plugins,
                 )
             )
         return observed
@@ -266,8 +269,10 @@ class DockerBackend:
             self._create_over_existing(desired, secret_env, revision, image, pending)
             return
         if volume_created:
-            archive = cfg.configs_archive(desired.files.root if desired.files else None, desired.plugins, staged=False)
-            api.put_archive(cid, "/configs", archive)
+            if desired.files or cfg.installable(desired.plugins):  # nothing to write: the fresh volume is right
+                archive = cfg.configs_archive(desired.files.root if desired.files else None, desired.plugins,
+                                              staged=False)
+                api.put_archive(cid, "/configs", archive)
         else:
             self._sync_configs(desired, image, snapshot=False)
         api.start(cid)
@@ -343,6 +348,7 @@ class DockerBackend:
                 spec_parts=dict(desired.spec_parts),
                 revision=revision,
                 configs_hash=lb.configs_fingerprint(desired),
+                plugins=lb.plugin_shas(desired),
             ),
         )
 
@@ -387,16 +393,18 @@ class DockerBackend:
         if pending is None and not prevs and not self.objects.has_volume(snap):
             return  # nothing recorded, nothing kept: nothing to undo
         current = self.objects.inspect(name)
-        if current is not None:
-            self.objects.owned_or_fail(current, workspace_id, "roll back")
         if pending is not None and pending.kind is ActionKind.CREATE:
             log.info("rollback: removing created workspace", extra={"workspace": workspace_id})
-            if current is not None:
+            # a container at the name without our labels was not created by us (the name was taken): left alone
+            labels = (current.get("Config") or {}).get("Labels") if current is not None else None
+            if current is not None and lb.is_owned(labels, self.instance_id, workspace_id):
                 self.objects.remove_container(current["Id"])
             if pending.volume_created:
                 self.objects.remove_volume(volume, workspace_id)
             self.overrides.put(workspace_id, None)
             return
+        if current is not None:
+            self.objects.owned_or_fail(current, workspace_id, "roll back")
         restored = None
         if prevs:
             restored = prevs[0]
