@@ -210,6 +210,7 @@ def _pass(
     import signal
     import threading
 
+    from reconciler.apply.quarantine import QuarantineStore
     from reconciler.backends.docker import DockerBackend
     from reconciler.errors import SourceError
     from reconciler.forge.gitea import GiteaClient
@@ -275,6 +276,7 @@ def _pass(
         stop=stop,
         on_event=_progress if progress else None,
         apply=apply,
+        quarantine=QuarantineStore(state_dir / f"quarantine-{instance_id}.json"),
     )
     try:
         return run_pass(tree, inputs)
@@ -407,3 +409,14 @@ def apply_cmd(
             typer.echo(f"error: {line}", err=True)
     _report(result, as_json, applied=True)
     raise typer.Exit(result.exit_code)
+
+
+# ---- pins (registered last: the command module reuses the options above) ------------------------
+from reconciler.cli_pins import pins_cmd  # noqa: E402
+
+app.command("pins")(pins_cmd)
+
+# ---- run: the daemon (registered last: the command module reuses the options above) -------------
+from reconciler.daemon.command import run_command  # noqa: E402
+
+app.command("run")(run_command)

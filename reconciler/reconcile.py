@@ -1,10 +1,12 @@
 """One reconcile pass as a numbered story; it always reports on the commit it belongs to.
 
     1. render the tree at the revision        ConfigError   -> both tiers `failure` (file:line)
-    2. resolve pins (plugin SHAs, digests)    SourceError   -> both tiers `error`
-    3. observe what runs (backend labels)     BackendError  -> both tiers `error`
-    4. plan + guards (pure)                   refused       -> both tiers `failure`
-    5. apply: canary, gate, production        statuses posted as each tier starts and ends
+    2. observe what runs (backend labels)     BackendError  -> both tiers `error`
+    3. resolve pins (plugin SHAs, digests)    SourceError   -> both tiers `error` (`track: none`
+                                                               stays on the SHA observed in 2)
+    4. plan + guards (pure), quarantine hold  refused       -> both tiers `failure`
+    5. apply: canary, gate, production        statuses posted as each tier starts and ends; a
+                                                               failed canary gate is quarantined
     6. report: the final statuses, in `finally`
 
 The CLI (`apply`, `plan`) and the daemon share this; it owns no domain logic of its own.
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.apply.quarantine import QuarantineStore, blame, held_actions, hold
 from reconciler.apply.runner import apply_plan
 from reconciler.backends.base import Backend
 from reconciler.errors import BackendError, ConfigError, ConfigErrors, ForgeError, ReconcilerError, SourceError
@@ -31,6 +35,7 @@ from reconciler.plan import PlanPolicy, guard, plan
 from reconciler.render.orgs import ExternalFetcher
 from reconciler.render.pins import PinResolver, resolve_pins
 from reconciler.render.repo import load_settings, render_repo
+from reconciler.report.held import mark_held
 from reconciler.report.statuses import (
     StatusLine,
     config_error_statuses,
@@ -60,6 +65,8 @@ class PassInputs:
     stop: threading.Event | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     apply: bool = True  # False: plan only (no statuses on tiers, nothing touched)
+    quarantine: QuarantineStore | None = None  # what failed a canary gate (None: nothing is held)
+    wall: Callable[[], float] = time.time
 
 
 @dataclass
@@ -88,15 +95,7 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
             final = config_error_statuses(str(first))
             result.exit_code, result.message = EXIT_WRONG, str(exc)
             return result
-        # 2. pins
-        try:
-            desired = resolve_pins(desired, inputs.resolver)
-        except SourceError as exc:
-            final = error_statuses(f"could not resolve pins: {exc}")
-            result.message = f"could not resolve pins: {exc}"
-            return result
-        result.desired = desired
-        # 3. observe
+        # 2. observe
         backend = inputs.make_backend(settings)
         try:
             actual = backend.list_owned()
@@ -104,10 +103,23 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
             final = error_statuses(f"backend unreachable: {exc}")
             result.message = f"backend unreachable: {exc}"
             return result
-        # 4. plan and guard
+        # 3. pins
+        try:
+            installed = {o.id: o.plugins for o in sorted(actual, key=lambda o: o.running)}
+            desired = resolve_pins(desired, inputs.resolver, installed)
+        except SourceError as exc:
+            final = error_statuses(f"could not resolve pins: {exc}")
+            result.message = f"could not resolve pins: {exc}"
+            return result
+        result.desired = desired
+        # 4. plan and guard; hold what failed a canary gate before
         policy = inputs.policy(settings)
         the_plan = guard(desired, actual, plan(desired, actual, policy), policy)
+        if inputs.quarantine is not None:
+            the_plan = hold(the_plan, inputs.quarantine.entries(inputs.wall()))
         result.plan = the_plan
+        if inputs.on_event is not None:  # the daemon journals the plan before anything is applied
+            inputs.on_event("planned", {"plan": the_plan})
         if not inputs.apply:
             result.exit_code = EXIT_WRONG if the_plan.refused else EXIT_OK
             result.message = the_plan.refused or "planned"
@@ -123,9 +135,14 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
             on_event=_listener(inputs, revision, result),
         )
         result.run = run
-        final = run_statuses(run)
+        if inputs.quarantine is not None:
+            inputs.quarantine.add(blame(the_plan, run, inputs.wall()), inputs.wall())
+        final = mark_held(run_statuses(run), the_plan)
         result.exit_code = run.exit_code
         result.message = run.refused or run.error or run.outcome.value
+        held = held_actions(the_plan)
+        if held and result.exit_code == EXIT_OK:  # nothing failed now, but the desired state is not applied
+            result.exit_code, result.message = EXIT_WRONG, f"{len(held)} held: {held[0].reason}"
         return result
     except ReconcilerError as exc:
         final = error_statuses(str(exc))
@@ -143,7 +160,7 @@ def _secret_env(store: SecretStore, ws: DesiredWorkspace) -> dict[str, str]:
 
 def _listener(inputs: PassInputs, revision: str | None, result: PassResult) -> Callable[[str, dict[str, Any]], None]:
     def listen(event: str, payload: dict[str, Any]) -> None:
-        if event == "tier_started":
+        if event == "tier_started" and payload["changes"]:  # nothing to do: no flicker through pending
             _post(inputs, revision, [tier_pending(Tier(payload["tier"]), payload["changes"])], result)
         if inputs.on_event is not None:
             inputs.on_event(event, payload)

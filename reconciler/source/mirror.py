@@ -231,8 +231,11 @@ class GitMirror:
             repo = self._open()
         return _list(repo.remotes["origin"], self.display, self.token, self.timeout_s)
 
-    def fetch(self) -> None:
-        """Bring the mirror up to date: force-updated branches and tags, deleted branches pruned."""
+    def fetch(self, extra_refspecs: tuple[str, ...] = ()) -> None:
+        """Bring the mirror up to date: force-updated branches and tags, deleted branches pruned.
+
+        `extra_refspecs` (e.g. `+refs/pull/7/head:refs/pull/7/head`) are fetched in the same call.
+        """
         with file_lock(self._lock_path):
             repo = self._open()
             before = self._branches(repo)
@@ -241,7 +244,8 @@ class GitMirror:
             callbacks = _Callbacks(self.display, self.token, self.timeout_s * 10)
             what = f"fetching {self.display}"
             prune = FetchPrune.PRUNE
-            stats = _git_call(lambda: remote.fetch(callbacks=callbacks, prune=prune), what, self.token)
+            specs = [*REFSPECS, *extra_refspecs] if extra_refspecs else None
+            stats = _git_call(lambda: remote.fetch(specs, callbacks=callbacks, prune=prune), what, self.token)
             advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.token)
             after = self._branches(repo)
             self._point_head(repo, advertised)

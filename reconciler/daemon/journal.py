@@ -1,0 +1,215 @@
+"""The daemon's journal: SQLite under the state dir. History only: wiping it loses nothing else.
+
+What it keeps: runs (apply runs on the watched branch and PR reviews: revision, trigger, status,
+plan JSON, the RunResult JSON, statuses posted, timings), one row per finished action (written as
+each action ends, so a run killed half-way still shows what it did), the last good revision per
+tier, and statuses the forge could not take (posted again when it is back). Actual state is never
+read from here: it comes from the backend's labels. One connection, serialised by a lock; WAL so
+the web pages read while the worker writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,                 -- apply | review
+    revision TEXT,
+    trigger TEXT NOT NULL,
+    pr INTEGER,
+    status TEXT NOT NULL,               -- running, success, failed, error, interrupted, superseded, planned
+    message TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    plan_json TEXT,
+    result_json TEXT,
+    statuses_json TEXT NOT NULL DEFAULT '[]',
+    superseded_by TEXT,
+    recovered INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS actions (
+    run_id INTEGER NOT NULL,
+    tier TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    duration_s REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id);
+CREATE TABLE IF NOT EXISTS last_good (tier TEXT PRIMARY KEY, revision TEXT NOT NULL, run_id INTEGER, at REAL);
+CREATE TABLE IF NOT EXISTS unposted (
+    revision TEXT NOT NULL, context TEXT NOT NULL, state TEXT NOT NULL, description TEXT NOT NULL,
+    target_url TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (revision, context)
+);
+"""
+UNFINISHED = ("interrupted", "superseded", "error")
+
+
+class RunRow(BaseModel):
+    id: int
+    kind: str
+    revision: str | None
+    trigger: str
+    pr: int | None
+    status: str
+    message: str
+    started_at: float
+    finished_at: float | None
+    plan: dict[str, Any] | None
+    result: dict[str, Any] | None
+    statuses: list[dict[str, str]]
+    superseded_by: str | None
+    recovered: bool
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+class Unposted(BaseModel):
+    revision: str
+    context: str
+    state: str
+    description: str
+    target_url: str
+
+
+class Journal:
+    def __init__(self, path: Path, clock: Any = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---- runs --------------------------------------------------------------------------------
+    def start_run(self, kind: str, revision: str | None, trigger: str, pr: int | None = None,
+                  status: str = "running") -> int:
+        recovered = 0 if kind == "apply" and status == "running" else 1
+        cur = self._exec(
+            "INSERT INTO runs (kind, revision, trigger, pr, status, started_at, recovered) VALUES (?,?,?,?,?,?,?)",
+            (kind, revision, trigger, pr, status, self._clock(), recovered),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_plan(self, run_id: int, plan: dict[str, Any]) -> None:
+        self._exec("UPDATE runs SET plan_json=? WHERE id=?", (json.dumps(plan), run_id))
+
+    def add_action(self, run_id: int, tier: str, workspace: str, kind: str, outcome: str, message: str,
+                   attempts: int, duration_s: float) -> None:
+        self._exec("INSERT INTO actions VALUES (?,?,?,?,?,?,?,?)",
+                   (run_id, tier, workspace, kind, outcome, message, attempts, duration_s))
+
+    def finish_run(self, run_id: int, status: str, message: str, *, result: dict[str, Any] | None = None,
+                   statuses: list[dict[str, str]] | None = None, superseded_by: str | None = None,
+                   recovered: bool | None = None) -> None:
+        done = recovered if recovered is not None else status not in UNFINISHED
+        self._exec(
+            "UPDATE runs SET status=?, message=?, finished_at=?, result_json=COALESCE(?, result_json),"
+            " statuses_json=?, superseded_by=?, recovered=? WHERE id=?",
+            (status, message, self._clock(), json.dumps(result) if result is not None else None,
+             json.dumps(statuses or []), superseded_by, int(done), run_id),
+        )
+
+    def mark_recovered(self, run_id: int) -> None:
+        self._exec("UPDATE runs SET recovered=1 WHERE id=?", (run_id,))
+
+    def mark_crashed(self) -> list[int]:
+        """Runs left `running` by a process that died: now `interrupted`, still to be recovered."""
+        ids = [int(r["id"]) for r in self._rows("SELECT id FROM runs WHERE status='running'")]
+        for run_id in ids:
+            self._exec("UPDATE runs SET status='interrupted', message='the daemon stopped during this run',"
+                       " finished_at=COALESCE(finished_at, ?) WHERE id=?", (self._clock(), run_id))
+        return ids
+
+    def to_recover(self) -> list[RunRow]:
+        rows = self._rows("SELECT * FROM runs WHERE kind='apply' AND recovered=0 ORDER BY id")
+        return [_run(r) for r in rows]
+
+    def run(self, run_id: int) -> RunRow | None:
+        rows = self._rows("SELECT * FROM runs WHERE id=?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    def runs(self, limit: int = 100, offset: int = 0) -> list[RunRow]:
+        rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [_run(r) for r in rows]
+
+    def runs_for(self, revision: str, kind: str = "apply") -> list[RunRow]:
+        rows = self._rows("SELECT * FROM runs WHERE revision=? AND kind=? ORDER BY id", (revision, kind))
+        return [_run(r) for r in rows]
+
+    def last_status(self, revision: str) -> str | None:
+        """Status of the newest finished apply run of `revision` (None: never finished)."""
+        rows = self._rows("SELECT status FROM runs WHERE revision=? AND kind='apply' AND status!='running'"
+                          " ORDER BY id DESC LIMIT 1", (revision,))
+        return str(rows[0]["status"]) if rows else None
+
+    def last_review(self, pr: int) -> str | None:
+        rows = self._rows("SELECT revision FROM runs WHERE kind='review' AND pr=? ORDER BY id DESC LIMIT 1", (pr,))
+        return str(rows[0]["revision"]) if rows else None
+
+    def actions(self, run_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT * FROM actions WHERE run_id=? ORDER BY rowid", (run_id,))]
+
+    def last_success_at(self) -> float | None:
+        rows = self._rows("SELECT MAX(finished_at) AS at FROM runs WHERE kind='apply' AND status='success'")
+        return float(rows[0]["at"]) if rows and rows[0]["at"] is not None else None
+
+    # ---- last good revision per tier -----------------------------------------------------------
+    def set_last_good(self, tier: str, revision: str, run_id: int) -> None:
+        self._exec("INSERT OR REPLACE INTO last_good VALUES (?,?,?,?)", (tier, revision, run_id, self._clock()))
+
+    def last_good(self) -> dict[str, str]:
+        return {str(r["tier"]): str(r["revision"]) for r in self._rows("SELECT * FROM last_good")}
+
+    # ---- statuses the forge did not take -------------------------------------------------------
+    def keep_unposted(self, status: Unposted) -> None:
+        self._exec("INSERT OR REPLACE INTO unposted VALUES (?,?,?,?,?,?)",
+                   (status.revision, status.context, status.state, status.description, status.target_url,
+                    self._clock()))
+
+    def drop_unposted(self, revision: str, context: str) -> None:
+        self._exec("DELETE FROM unposted WHERE revision=? AND context=?", (revision, context))
+
+    def unposted(self) -> list[Unposted]:
+        rows = self._rows("SELECT * FROM unposted ORDER BY at")
+        return [Unposted(revision=r["revision"], context=r["context"], state=r["state"],
+                         description=r["description"], target_url=r["target_url"]) for r in rows]
+
+
+def _run(row: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=row["id"], kind=row["kind"], revision=row["revision"], trigger=row["trigger"], pr=row["pr"],
+        status=row["status"], message=row["message"], started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        plan=json.loads(row["plan_json"]) if row["plan_json"] else None,
+        result=json.loads(row["result_json"]) if row["result_json"] else None,
+        statuses=json.loads(row["statuses_json"] or "[]"), superseded_by=row["superseded_by"],
+        recovered=bool(row["recovered"]),
+    )

@@ -1,0 +1,228 @@
+"""The worker: one reconcile at a time, the newest head wins, and a bad commit never blocks its fix.
+
+Requests come from webhooks, the poll, resync and retries (`submit`, quick: it only enqueues).
+Rules, all in `submit` and `_next`:
+- a new head replaces whatever was queued; the queued commit it replaces is reported superseded
+  (by the worker thread, never the webhook's) and never runs;
+- a new head arriving during a run is coalesced: the run goes on, except that a health gate wait
+  (now or later in that run) ends at once (`RunControl.supersede`): the current action still
+  finishes, the run is recorded superseded and the newest head is planned from the actual state;
+- a head already converged is not run again unless a resync asks (resync applies only on drift,
+  the executor decides); a head whose run `failed` (the change is wrong) is never retried;
+- `error` (the reconciler's own trouble) is retried with capped exponential backoff, only while
+  that commit is still the head;
+- `shutdown` (SIGTERM) stops the current run after its current action and exits the thread.
+The executor (what a run does) is injected, so these rules are tested without Docker or Gitea.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+HEAD_TRIGGERS = ("push", "poll", "startup")
+
+
+@dataclass(frozen=True)
+class Request:
+    sha: str
+    trigger: str  # push | poll | startup | resync | retry
+    resync: bool = False  # re-plan even if converged; apply only when the plan has changes
+    attempt: int = 0
+    delivery: str = ""
+
+
+class RunControl:
+    """Shared by the worker and one running run: the `stop` event apply_plan watches, and why it was set."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.superseded_by: str | None = None
+        self.shutting_down = False
+        self._in_gate = False
+        self._lock = threading.Lock()
+
+    def gate_started(self) -> None:
+        with self._lock:
+            self._in_gate = True
+            if self.superseded_by is not None:
+                self.stop.set()
+
+    def gate_done(self) -> None:
+        with self._lock:
+            self._in_gate = False
+
+    def supersede(self, by: str) -> None:
+        with self._lock:
+            self.superseded_by = by
+            if self._in_gate:
+                self.stop.set()
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.stop.set()
+
+
+class Executor(Protocol):
+    def run(self, request: Request, control: RunControl) -> str:
+        """Carry out one request; returns the run status (success, failed, error, interrupted, ...)."""
+        ...
+
+    def superseded(self, request: Request, by: str) -> None:
+        """A queued request replaced by a newer head before it ran: say so on its commit."""
+        ...
+
+
+class Worker:
+    def __init__(
+        self,
+        executor: Executor,
+        known_status: Callable[[str], str | None],
+        *,
+        backoff_base_s: float = 5.0,
+        backoff_cap_s: float = 300.0,
+        max_retries: int = 8,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.executor = executor
+        self.known_status = known_status
+        self.backoff_base_s, self.backoff_cap_s, self.max_retries = backoff_base_s, backoff_cap_s, max_retries
+        self.clock = clock
+        self.head: str | None = None
+        self.current: Request | None = None
+        self.last_success: float | None = None
+        self.last_finished: float | None = None
+        self._pending: Request | None = None
+        self._replaced: list[tuple[Request, str]] = []
+        self._control: RunControl | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._timers: list[threading.Timer] = []
+        self._thread = threading.Thread(target=self._loop, name="reconcile-worker", daemon=True)
+
+    # ---- control -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running, nothing queued."""
+        with self._cond:
+            return self.current is None and self._pending is None and not self._replaced
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop after the current action: the current run records itself interrupted."""
+        with self._cond:
+            self._stopping = True
+            if self._control is not None:
+                self._control.shutdown()
+            for timer in self._timers:
+                timer.cancel()
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def submit(self, request: Request) -> bool:
+        """Enqueue; True when accepted. Never blocks on work (called from the webhook handler)."""
+        with self._cond:
+            if self._stopping:
+                return False
+            if request.trigger in HEAD_TRIGGERS:
+                if request.sha == self.head and not request.resync:
+                    return False
+                self.head = request.sha
+                if self._pending is not None and self._pending.sha != request.sha:
+                    self._replaced.append((self._pending, request.sha))
+                if self._pending is not None and self._pending.sha == request.sha:
+                    request = replace(request, resync=request.resync or self._pending.resync)
+                self._pending = request
+                if self._control is not None and self.current is not None and self.current.sha != request.sha:
+                    self._control.supersede(request.sha)
+            else:  # resync and retry only ever concern the current head, when nothing is queued
+                if request.sha != self.head or self._pending is not None:
+                    return False
+                if self.current is not None and self.current.sha == request.sha:
+                    return False
+                self._pending = request
+            self._cond.notify_all()
+        log.info("run requested", extra={"revision": request.sha, "context": request.trigger})
+        return True
+
+    # ---- the thread --------------------------------------------------------------------------
+    def _next(self) -> tuple[Request | None, list[tuple[Request, str]]]:
+        with self._cond:
+            while self._pending is None and not self._replaced and not self._stopping:
+                self._cond.wait()
+            replaced, self._replaced = self._replaced, []
+            if self._stopping:
+                return None, replaced
+            request, self._pending = self._pending, None
+            if request is not None:
+                self.current, self._control = request, RunControl()
+            return request, replaced
+
+    def _loop(self) -> None:
+        while True:
+            request, replaced = self._next()
+            for old, by in replaced:
+                self._safely(functools.partial(self.executor.superseded, old, by), old.sha)
+            if request is None:
+                if self._stopping:
+                    return
+                continue
+            status = "skipped"
+            try:
+                if self._should_run(request):
+                    control = self._control or RunControl()
+                    run = functools.partial(self.executor.run, request, control)
+                    status = self._safely(run, request.sha) or "error"
+            finally:
+                with self._cond:
+                    self.current, self._control = None, None
+            self._after(request, status)
+
+    def _should_run(self, request: Request) -> bool:
+        known = self.known_status(request.sha)
+        if known == "failed":
+            log.info("not retried: its last run failed (the change is wrong)", extra={"revision": request.sha})
+            return False
+        if known == "success" and not request.resync:
+            log.info("already converged", extra={"revision": request.sha})
+            return False
+        return True
+
+    def _after(self, request: Request, status: str) -> None:
+        self.last_finished = self.clock()
+        if status in ("success", "noop"):
+            self.last_success = self.last_finished
+        if status != "error" or self._stopping:
+            return
+        if request.attempt >= self.max_retries:
+            log.warning("giving up retries until a new head or resync", extra={"revision": request.sha})
+            return
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2.0**request.attempt)
+        retry = Request(request.sha, "retry", resync=request.resync, attempt=request.attempt + 1)
+        timer = threading.Timer(delay, self.submit, args=(retry,))
+        timer.daemon = True
+        with self._cond:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+        log.info("retry scheduled", extra={"revision": request.sha, "duration_s": delay})
+
+    @staticmethod
+    def _safely(call: Callable[[], str | None] | Callable[[], None], sha: str) -> str | None:
+        try:
+            return call()
+        except Exception:  # a bug in one run must never kill the loop
+            log.exception("run crashed", extra={"revision": sha})
+            return None

@@ -1,0 +1,186 @@
+"""The daemon, built once from its settings and run until SIGTERM. Wiring only: no domain logic.
+
+Start: take the state dir lock (a second instance exits with a clear message), recover what a dead
+process left half-done, start the worker, the PR reviewer, the scheduler and the HTTP server
+(uvicorn on its own thread; the main thread owns the signals). SIGTERM/SIGINT: the current run
+stops after its current action and records itself interrupted, the statuses kept while the forge
+was down get one more try, everything stops, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
+
+from reconciler.backends.base import Backend
+from reconciler.daemon.journal import Journal
+from reconciler.daemon.lock import StateDirLock
+from reconciler.daemon.loop import Request, Worker
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.posting import StatusPoster
+from reconciler.daemon.reviews import Reviewer
+from reconciler.daemon.runs import BranchRuns, RunDeps
+from reconciler.daemon.scheduler import Poller, build_scheduler
+from reconciler.daemon.web import build_app
+from reconciler.forge.webhooks import Trigger, webhook_app
+from reconciler.model.config import ReconcilerFile
+from reconciler.model.enums import Mode
+from reconciler.plan import PlanPolicy
+from reconciler.reconcile import PassInputs
+from reconciler.secrets import SecretStore
+from reconciler.source.mirror import GitMirror
+
+log = logging.getLogger(__name__)
+
+
+class DaemonSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    source: str
+    branch: str = "main"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path
+    secrets_dir: Path
+    poll_interval_s: float = 60
+    resync_interval_s: float = 600
+    webhook_secret: SecretBytes | None = None
+    public_url: str = ""
+    gitea_url: str | None = None
+    gitea_repo: str | None = None
+    token: SecretStr | None = None
+    instance_id: str = "default"
+    mode: Mode | None = None
+    allow_empty: bool = False
+    max_delete: int | None = None
+    concurrency: int = 4
+    health_timeout_s: float | None = None
+    registry_credentials: Path | None = None
+
+
+class Daemon:
+    def __init__(self, settings: DaemonSettings) -> None:
+        from reconciler.cli import _fetcher
+        from reconciler.forge.gitea import GiteaClient
+        from reconciler.source.registry import RegistryClient, load_credentials
+
+        s = self.settings = settings
+        token = s.token.get_secret_value() if s.token else None
+        self.lock = StateDirLock(s.state_dir)
+        self.lock.acquire()  # first: a second instance must touch nothing
+        self.mirror = GitMirror(s.source, s.state_dir, token=token)
+        self.journal = Journal(s.state_dir / "journal.sqlite")
+        self.metrics = Metrics()
+        self.forge = GiteaClient(s.gitea_url, s.gitea_repo or "", token, timeout=5, max_attempts=2) \
+            if s.gitea_url else None
+        self.poster = StatusPoster(self.forge, self.journal) if self.forge is not None else None
+        registry = RegistryClient(load_credentials(s.registry_credentials))
+        secrets = SecretStore.open(s.secrets_dir, s.state_dir)
+
+        def make_inputs(root: Path) -> PassInputs:
+            from reconciler.apply.quarantine import QuarantineStore
+            from reconciler.source.pins import LivePinResolver
+
+            return PassInputs(make_backend=self._backend, resolver=LivePinResolver(s.state_dir, registry, token),
+                              secrets=secrets, policy=self._policy, fetcher=_fetcher(root, s.state_dir),
+                              health_timeout_s=s.health_timeout_s, concurrency=s.concurrency,
+                              quarantine=QuarantineStore(s.state_dir / f"quarantine-{s.instance_id}.json"))
+
+        self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, make_inputs,
+                                       lambda: self._backend(ReconcilerFile()), self.poster, s.public_url))
+        self.worker = Worker(self.runs, self.journal.last_status)
+        self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, make_inputs,
+                                 s.public_url) if self.poster is not None else None
+        self.poller = Poller(self.mirror, s.branch, self.worker)
+        self.scheduler = build_scheduler(
+            self.poller, poll_interval_s=s.poll_interval_s, resync_interval_s=s.resync_interval_s,
+            review_sweep=self.reviewer.sweep if self.reviewer else None,
+            flush_statuses=self.poster.flush if self.poster else None,
+        )
+        secret = s.webhook_secret.get_secret_value() if s.webhook_secret else b""
+        hooks = webhook_app(secret, s.branch, self.on_trigger) if secret else None
+        self.app = build_app(self.journal, self.metrics, self.health, hooks)
+        self._stop = threading.Event()
+
+    # ---- wiring helpers ----------------------------------------------------------------------
+    def _backend(self, settings: ReconcilerFile) -> Backend:
+        from reconciler.backends.docker import DockerBackend
+
+        return DockerBackend(self.settings.instance_id, network=settings.docker.network,
+                             restart_policy=settings.docker.restart_policy,
+                             settle_seconds=settings.health.settle_seconds, state_dir=self.settings.state_dir)
+
+    def _policy(self, settings: ReconcilerFile) -> PlanPolicy:
+        s = self.settings
+        return PlanPolicy(mode=s.mode or settings.mode, allow_empty=s.allow_empty,
+                          max_delete=s.max_delete if s.max_delete is not None else settings.max_delete)
+
+    def on_trigger(self, trigger: Trigger) -> None:
+        """A verified webhook: enqueue only (this runs in the HTTP event loop)."""
+        if self.settings.gitea_repo and trigger.repo.lower() != self.settings.gitea_repo.lower():
+            log.warning("webhook for another repository ignored", extra={"context": trigger.repo})
+            return
+        if trigger.kind == "push":
+            self.worker.submit(Request(trigger.sha, "push", delivery=trigger.delivery))
+        elif self.reviewer is not None and trigger.pr_number is not None and trigger.action != "closed":
+            self.reviewer.submit(trigger.pr_number, trigger.sha)
+
+    def health(self) -> dict[str, Any]:
+        current = self.worker.current
+        last = max(filter(None, [self.worker.last_success, self.journal.last_success_at()]), default=None)
+        return {"status": "ok" if self.worker.alive else "stalled", "loop_alive": self.worker.alive,
+                "branch": self.settings.branch, "head": self.worker.head,
+                "running": current.sha if current else None, "last_success": last,
+                "last_poll_error": self.poller.last_error}
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.settings.host, self.settings.port))
+        except OSError as exc:
+            sock.close()
+            self.lock.release()
+            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}") from None
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+        previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.runs.recover_all()
+            self.worker.start()
+            if self.reviewer is not None:
+                self.reviewer.start()
+            self.scheduler.start()
+            http.start()
+            port = sock.getsockname()[1]
+            log.info("daemon started", extra={"context": f"http://{self.settings.host}:{port}"})
+            self._stop.wait()
+            log.info("stopping: the current run finishes its current action")
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            self.worker.shutdown()
+            if self.reviewer is not None:
+                self.reviewer.shutdown(30)
+            if self.poster is not None:
+                self.poster.flush()
+            server.should_exit = True
+            if http.is_alive():
+                http.join(10)
+            sock.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.journal.close()
+            self.lock.release()
+            log.info("daemon stopped")
+        return 0
