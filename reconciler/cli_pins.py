@@ -1,7 +1,7 @@
 """`reconciler pins`: the lock view of a config repo against what runs; `--check` for CI.
 
 Same first steps as a pass (checkout, render, observe, resolve pins; `reconcile.run_pass`), then
-the pure lock view (`report.pins`). Registered on the app at the end of `cli.py`. Exit codes:
+the pure lock view (`report.pins`). Registered on the app by `cli.py`. Exit codes:
 0 (no drift, or no `--check`), 1 drift with `--check` or an invalid config, 2 the reconciler
 could not tell (registry, git or engine unreachable).
 """
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
-from reconciler.cli import (
+from reconciler.cli_options import (
     DEFAULT_STATE,
     AsJson,
     GiteaTokenFile,
@@ -24,43 +25,31 @@ from reconciler.cli import (
     SecretsDir,
     Source,
     StateDir,
-    _fetcher,
-    _read_token,
     print_config_errors,
+    read_token,
 )
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.report.pins import LockView, lock_view, render_text
+from reconciler.wiring import LazyFetcher, Options, docker_backend, pin_resolver
 
 Check = Annotated[bool, typer.Option("--check", help="Exit 1 when what runs differs from what the pins resolve to")]
 
 
-def build_view(
-    source: str,
-    ref: str | None,
-    instance_id: str,
-    state_dir: Path,
-    secrets_dir: Path | None,
-    registry_credentials: Path | None,
-    token: str | None,
-) -> LockView:
+def build_view(options: Options, source: str, ref: str | None, secrets_dir: Path | None) -> LockView:
     """Checkout, render, observe and resolve, as a pass does up to its plan. Raises ReconcilerError."""
-    from reconciler.backends.docker import DockerBackend
     from reconciler.render.pins import resolve_pins
     from reconciler.render.repo import load_settings, render_repo
     from reconciler.secrets import SecretStore
     from reconciler.source.checkout import checkout
-    from reconciler.source.pins import LivePinResolver
-    from reconciler.source.registry import RegistryClient, load_credentials
 
-    tree = checkout(source, ref, state_dir, token=token)
+    tree = checkout(source, ref, options.state_dir, token=options.token_value)
     settings = load_settings(tree.root)
-    secrets = SecretStore.open(secrets_dir, state_dir) if secrets_dir else None
-    desired = render_repo(tree.root, fetcher=_fetcher(tree.root, state_dir), secrets=secrets, revision=tree.revision)
-    backend = DockerBackend(instance_id, network=settings.docker.network, state_dir=state_dir)
-    actual = backend.list_owned()
-    resolver = LivePinResolver(state_dir, RegistryClient(load_credentials(registry_credentials)), git_token=token)
+    secrets = SecretStore.open(secrets_dir, options.state_dir) if secrets_dir else None
+    fetcher = LazyFetcher(tree.root, options.state_dir, options.token_value)
+    desired = render_repo(tree.root, fetcher=fetcher, secrets=secrets, revision=tree.revision)
+    actual = docker_backend(options, settings).list_owned()
     installed = {o.id: o.plugins for o in sorted(actual, key=lambda o: o.running)}
-    return lock_view(resolve_pins(desired, resolver, installed), actual)
+    return lock_view(resolve_pins(desired, pin_resolver(options), installed), actual)
 
 
 def pins_cmd(
@@ -75,9 +64,11 @@ def pins_cmd(
     gitea_token_file: GiteaTokenFile = None,
 ) -> None:
     """Every plugin and image pin with its resolved SHA/digest and the workspaces using it."""
-    token = _read_token(gitea_token_file)
+    token = read_token(gitea_token_file)
     try:
-        view = build_view(source, ref, instance_id, state_dir, secrets_dir, registry_credentials, token)
+        options = Options(instance_id=instance_id, state_dir=state_dir, registry_credentials=registry_credentials,
+                          token=SecretStr(token) if token else None)
+        view = build_view(options, source, ref, secrets_dir)
     except ConfigError as exc:
         print_config_errors(exc)
         raise typer.Exit(1) from None

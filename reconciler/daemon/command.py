@@ -1,6 +1,6 @@
 """`reconciler run`: the daemon command. Same source, forge and backend flags as `apply`, plus the
 daemon's own; every flag also as `RECONCILER_<FLAG>`. `cli.py` imports and registers it, so the
-entry point is `reconciler.cli` (import that, not this module, first).
+entry point is `reconciler.cli`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli import (
+from reconciler.cli_options import (
     DEFAULT_SECRETS,
     DEFAULT_STATE,
     AllowEmpty,
@@ -27,6 +27,7 @@ from reconciler.cli import (
     SecretsDir,
     Source,
     StateDir,
+    parse_mode,
 )
 
 Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="Branch to watch and converge")]
@@ -97,17 +98,14 @@ def run_command(
     from reconciler.daemon.lock import AlreadyRunning
     from reconciler.daemon.service import Daemon, DaemonSettings
     from reconciler.logs import setup_logging
-    from reconciler.model.enums import Mode
     from reconciler.source.checkout import is_git_source
+    from reconciler.wiring import Options
 
     setup_logging(log_level)
     logctx.install()
     host, port = _listen(listen)
     if not is_git_source(source):
         typer.echo(f"error: the daemon needs a git source (URL or repository), not {source!r}", err=True)
-        raise typer.Exit(2)
-    if mode is not None and mode not in ("reconcile", "merge"):
-        typer.echo(f"error: --mode must be reconcile or merge, got {mode!r}", err=True)
         raise typer.Exit(2)
     if gitea_url and not gitea_repo:
         typer.echo("error: --gitea-url needs --gitea-repo owner/name", err=True)
@@ -116,15 +114,30 @@ def run_command(
     secret = _read_secret_file(webhook_secret_file, "webhook secret file")
     if secret is None:
         typer.echo("warning: no --webhook-secret-file: /hooks/gitea is off, polling only", err=True)
-    settings = DaemonSettings(
-        source=source if "://" in source else str(Path(source).resolve()), branch=branch, host=host, port=port,
-        state_dir=state_dir, secrets_dir=secrets_dir or DEFAULT_SECRETS, poll_interval_s=poll_interval,
-        resync_interval_s=resync_interval, webhook_secret=SecretBytes(secret) if secret else None,
-        public_url=public_url or f"http://{listen}",
-        gitea_url=gitea_url, gitea_repo=gitea_repo, token=SecretStr(token.decode()) if token else None,
-        instance_id=instance_id, mode=Mode(mode) if mode else None, allow_empty=allow_empty,
-        max_delete=max_delete, concurrency=concurrency, health_timeout_s=health_timeout,
+    options = Options(
+        instance_id=instance_id,
+        state_dir=state_dir,
+        secrets_dir=secrets_dir or DEFAULT_SECRETS,
+        mode=parse_mode(mode),
+        allow_empty=allow_empty,
+        max_delete=max_delete,
+        concurrency=concurrency,
+        health_timeout_s=health_timeout,
         registry_credentials=registry_credentials,
+        token=SecretStr(token.decode()) if token else None,
+    )
+    settings = DaemonSettings(
+        source=source if "://" in source else str(Path(source).resolve()),
+        options=options,
+        branch=branch,
+        host=host,
+        port=port,
+        poll_interval_s=poll_interval,
+        resync_interval_s=resync_interval,
+        webhook_secret=SecretBytes(secret) if secret else None,
+        public_url=public_url or f"http://{listen}",
+        gitea_url=gitea_url,
+        gitea_repo=gitea_repo,
     )
     try:
         code = Daemon(settings).run()

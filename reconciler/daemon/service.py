@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretBytes
 
-from reconciler.backends.base import Backend
 from reconciler.daemon.journal import Journal
 from reconciler.daemon.lock import StateDirLock
 from reconciler.daemon.loop import Request, Worker
@@ -31,70 +30,51 @@ from reconciler.daemon.scheduler import Poller, build_scheduler
 from reconciler.daemon.web import build_app
 from reconciler.forge.webhooks import Trigger, webhook_app
 from reconciler.model.config import ReconcilerFile
-from reconciler.model.enums import Mode
-from reconciler.plan import PlanPolicy
 from reconciler.reconcile import PassInputs
-from reconciler.secrets import SecretStore
 from reconciler.source.mirror import GitMirror
+from reconciler.wiring import Options, docker_backend, pass_inputs
 
 log = logging.getLogger(__name__)
 
 
 class DaemonSettings(BaseModel):
+    """The daemon's own choices; what it shares with `apply` lives in `options`."""
+
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     source: str
+    options: Options
     branch: str = "main"
     host: str = "127.0.0.1"
     port: int = 8080
-    state_dir: Path
-    secrets_dir: Path
     poll_interval_s: float = 60
     resync_interval_s: float = 600
     webhook_secret: SecretBytes | None = None
     public_url: str = ""
     gitea_url: str | None = None
     gitea_repo: str | None = None
-    token: SecretStr | None = None
-    instance_id: str = "default"
-    mode: Mode | None = None
-    allow_empty: bool = False
-    max_delete: int | None = None
-    concurrency: int = 4
-    health_timeout_s: float | None = None
-    registry_credentials: Path | None = None
 
 
 class Daemon:
     def __init__(self, settings: DaemonSettings) -> None:
-        from reconciler.cli import _fetcher
         from reconciler.forge.gitea import GiteaClient
-        from reconciler.source.registry import RegistryClient, load_credentials
 
         s = self.settings = settings
-        token = s.token.get_secret_value() if s.token else None
-        self.lock = StateDirLock(s.state_dir)
+        opts = s.options
+        self.lock = StateDirLock(opts.state_dir)
         self.lock.acquire()  # first: a second instance must touch nothing
-        self.mirror = GitMirror(s.source, s.state_dir, token=token)
-        self.journal = Journal(s.state_dir / "journal.sqlite")
+        self.mirror = GitMirror(s.source, opts.state_dir, token=opts.token_value)
+        self.journal = Journal(opts.state_dir / "journal.sqlite")
         self.metrics = Metrics()
-        self.forge = GiteaClient(s.gitea_url, s.gitea_repo or "", token, timeout=5, max_attempts=2) \
+        self.forge = GiteaClient(s.gitea_url, s.gitea_repo or "", opts.token_value, timeout=5, max_attempts=2) \
             if s.gitea_url else None
         self.poster = StatusPoster(self.forge, self.journal) if self.forge is not None else None
-        registry = RegistryClient(load_credentials(s.registry_credentials))
-        secrets = SecretStore.open(s.secrets_dir, s.state_dir)
 
         def make_inputs(root: Path) -> PassInputs:
-            from reconciler.apply.quarantine import QuarantineStore
-            from reconciler.source.pins import LivePinResolver
-
-            return PassInputs(make_backend=self._backend, resolver=LivePinResolver(s.state_dir, registry, token),
-                              secrets=secrets, policy=self._policy, fetcher=_fetcher(root, s.state_dir),
-                              health_timeout_s=s.health_timeout_s, concurrency=s.concurrency,
-                              quarantine=QuarantineStore(s.state_dir / f"quarantine-{s.instance_id}.json"))
+            return pass_inputs(opts, root)
 
         self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, make_inputs,
-                                       lambda: self._backend(ReconcilerFile()), self.poster, s.public_url))
+                                       lambda: docker_backend(opts, ReconcilerFile()), self.poster, s.public_url))
         self.worker = Worker(self.runs, self.journal.last_status)
         self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, make_inputs,
                                  s.public_url) if self.poster is not None else None
@@ -108,19 +88,6 @@ class Daemon:
         hooks = webhook_app(secret, s.branch, self.on_trigger) if secret else None
         self.app = build_app(self.journal, self.metrics, self.health, hooks)
         self._stop = threading.Event()
-
-    # ---- wiring helpers ----------------------------------------------------------------------
-    def _backend(self, settings: ReconcilerFile) -> Backend:
-        from reconciler.backends.docker import DockerBackend
-
-        return DockerBackend(self.settings.instance_id, network=settings.docker.network,
-                             restart_policy=settings.docker.restart_policy,
-                             settle_seconds=settings.health.settle_seconds, state_dir=self.settings.state_dir)
-
-    def _policy(self, settings: ReconcilerFile) -> PlanPolicy:
-        s = self.settings
-        return PlanPolicy(mode=s.mode or settings.mode, allow_empty=s.allow_empty,
-                          max_delete=s.max_delete if s.max_delete is not None else settings.max_delete)
 
     def on_trigger(self, trigger: Trigger) -> None:
         """A verified webhook: enqueue only (this runs in the HTTP event loop)."""
