@@ -83,6 +83,7 @@ class Unposted(BaseModel):
     state: str
     description: str
     target_url: str
+    at: float | None = None  # when it was kept: identifies this version of the row
 
 
 class Journal:
@@ -194,13 +195,17 @@ class Journal:
                    (status.revision, status.context, status.state, status.description, status.target_url,
                     self._clock()))
 
-    def drop_unposted(self, revision: str, context: str) -> None:
-        self._exec("DELETE FROM unposted WHERE revision=? AND context=?", (revision, context))
+    def drop_unposted(self, revision: str, context: str, at: float | None = None) -> None:
+        """Forget the kept status; with `at`, only if no newer one replaced it meanwhile."""
+        if at is None:
+            self._exec("DELETE FROM unposted WHERE revision=? AND context=?", (revision, context))
+        else:
+            self._exec("DELETE FROM unposted WHERE revision=? AND context=? AND at=?", (revision, context, at))
 
     def unposted(self) -> list[Unposted]:
         rows = self._rows("SELECT * FROM unposted ORDER BY at")
         return [Unposted(revision=r["revision"], context=r["context"], state=r["state"],
-                         description=r["description"], target_url=r["target_url"]) for r in rows]
+                         description=r["description"], target_url=r["target_url"], at=r["at"]) for r in rows]
 
 
 def _run(row: sqlite3.Row) -> RunRow:

@@ -55,7 +55,8 @@ class StatusPoster:
                 self.forge.post_status(row.revision, update)
             except ForgeError:
                 return sent  # still down: try again on the next tick
-            self.journal.drop_unposted(row.revision, row.context)
+            # a newer status kept while this one was in flight stays kept (and goes out next)
+            self.journal.drop_unposted(row.revision, row.context, row.at)
             sent += 1
         if sent:
             log.info("kept statuses posted", extra={"outcome": f"{sent} posted"})
