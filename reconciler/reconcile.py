@@ -100,8 +100,8 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
         try:
             actual = backend.list_owned()
         except BackendError as exc:
-            final = error_statuses(f"backend unreachable: {exc}")
-            result.message = f"backend unreachable: {exc}"
+            final = error_statuses(str(exc))
+            result.message = str(exc)
             return result
         # 3. pins
         try:

@@ -107,7 +107,7 @@ class DockerBackend:
     # -- engine access ---------------------------------------------------------------------
     def _api(self) -> docker.APIClient:
         if self._client is None:
-            with mapped("connecting to the engine"):
+            with mapped("while connecting"):
                 self._client = docker.from_env()
         return self._client.api
 

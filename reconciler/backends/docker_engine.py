@@ -27,7 +27,9 @@ from reconciler.errors import BackendError, TransientBackendError
 
 log = logging.getLogger(__name__)
 
-ENGINE_HINT = "is the Docker engine running? (scripts/test-env.sh start); the action is retried"
+ENGINE_HINT = "is dockerd running and DOCKER_HOST right? Nothing was torn down; the next run retries"
+_REASONS = ("No such file or directory", "Connection refused", "Permission denied", "Connection reset",
+            "Read timed out", "timed out", "Connection aborted")
 
 
 class Scrubber:
@@ -79,6 +81,11 @@ def is_transient(exc: BaseException) -> bool:
 def translate(exc: BaseException, what: str, workspace_id: str | None, scrub: Scrubber) -> BackendError:
     subject = f"workspace {workspace_id}" if workspace_id else "the reconciler"
     detail = scrub(explanation(exc))
+    if is_transient(exc) and status_of(exc) is None:  # no answer at all: say so in a few words
+        reason = next((r for r in _REASONS if r.lower() in detail.lower()), type(exc).__name__)
+        during = what if what.startswith("while") else f"while {what}"
+        target = f" {subject}" if workspace_id else ""
+        return TransientBackendError(f"docker engine unreachable ({reason}) {during}{target}; {ENGINE_HINT}")
     if is_transient(exc):
         return TransientBackendError(f"docker: {what} for {subject} failed: {detail}; {ENGINE_HINT}")
     return BackendError(f"docker: {what} for {subject} failed: {detail}; fix the cause above and re-run apply")
