@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,52 +24,28 @@ from reconciler.errors import Location
 from reconciler.model.config import Health, Resources
 from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
+from tests.support.engine import TEST_LABEL, build_demo_images, cleanup, require_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "workspace-template-claude-code:latest"
-TEST_LABEL = "reconciler-test"
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(
-            f"no Docker engine answers on this machine ({exc}); start it with `scripts/test-env.sh start` "
-            "(after `scripts/setup.sh` on a fresh machine)",
-            pytrace=False,
-        )
-    return client
+    return require_engine()
 
 
 @pytest.fixture(scope="session")
 def runtime_image(docker_client: docker.DockerClient) -> str:
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"scripts/build-images.sh failed:\n{done.stderr}", pytrace=False)
-    docker_client.images.get(IMAGE)
+    build_demo_images(docker_client, IMAGE)
     return IMAGE
-
-
-def _cleanup(client: docker.DockerClient, instance_id: str) -> None:
-    for label in (f"reconciler.instance={instance_id}", f"{TEST_LABEL}={instance_id}"):
-        for row in client.api.containers(all=True, filters={"label": label}):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                client.api.remove_container(row["Id"], force=True)
-    for vol in client.api.volumes(filters={"label": f"reconciler.instance={instance_id}"}).get("Volumes") or []:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_volume(vol["Name"], force=True)
 
 
 @pytest.fixture
 def instance_id(docker_client: docker.DockerClient, runtime_image: str) -> Iterator[str]:
     ident = f"t{uuid.uuid4().hex[:8]}"
     yield ident
-    _cleanup(docker_client, ident)
+    cleanup(docker_client, ident)
 
 
 class FakeClock:

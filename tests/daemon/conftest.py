@@ -25,8 +25,9 @@ import docker
 import httpx
 import pytest
 
-from tests.backends.conftest import _cleanup, docker_client, runtime_image, wait_until  # noqa: F401
+from tests.backends.conftest import docker_client, runtime_image, wait_until  # noqa: F401
 from tests.forge.conftest import GIT_ENV, HOOK_SECRET, NAME, OWNER, TOKEN, dead_port, git
+from tests.support.engine import cleanup
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +146,7 @@ class Daemon:
 def instance_id(docker_client: docker.DockerClient, runtime_image: str) -> Iterator[str]:  # noqa: F811
     ident = f"d{uuid.uuid4().hex[:8]}"
     yield ident
-    _cleanup(docker_client, ident)
+    cleanup(docker_client, ident)
 
 
 @pytest.fixture

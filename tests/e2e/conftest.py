@@ -12,8 +12,6 @@ with `acme/config` and the `agents/<plugin>` repos, and one converged fleet shar
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,45 +19,20 @@ from typing import Any
 
 import docker
 import docker.errors
-import httpx
 import pytest
 
 from reconciler.forge import GiteaClient
 from reconciler.forge.base import CombinedStatus
-from tests.e2e.fleet import IMAGE, REPO, ROOT, TEST_LABEL, TOKEN, Cli, ConfigRepo, Fleet, Plugins, Run, baseline_org
+from tests.e2e.fleet import IMAGE, REPO, TOKEN, Cli, ConfigRepo, Fleet, Plugins, Run, baseline_org
+from tests.support.engine import build_demo_images, cleanup, require_engine
 from tests.support.gitea_emulator import GiteaEmulator
-
-REGISTRY = "http://127.0.0.1:5000/v2/"
 
 
 @pytest.fixture(scope="session")
 def engine() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"no Docker engine answers ({exc}); start it with `scripts/test-env.sh start`", pytrace=False)
-    try:
-        httpx.get(REGISTRY, timeout=5).raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.fail(f"no registry answers at {REGISTRY} ({exc}); start it with `scripts/test-env.sh start`",
-                    pytrace=False)
-    done = subprocess.run([str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True,
-                          timeout=600, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/build-images.sh failed:\n{done.stderr}", pytrace=False)
-    client.images.get(IMAGE)
+    client = require_engine(registry=True)
+    build_demo_images(client, IMAGE)
     return client
-
-
-def cleanup(client: docker.DockerClient, instance_id: str) -> None:
-    for label in (f"reconciler.instance={instance_id}", f"{TEST_LABEL}={instance_id}"):
-        for row in client.api.containers(all=True, filters={"label": label}):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                client.api.remove_container(row["Id"], force=True)
-    for vol in client.api.volumes(filters={"label": f"reconciler.instance={instance_id}"}).get("Volumes") or []:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_volume(vol["Name"], force=True)
 
 
 @dataclass

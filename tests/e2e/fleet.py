@@ -23,6 +23,7 @@ import docker
 import yaml
 
 from reconciler.backends.docker_health import parse_docker_time
+from tests.support.engine import TEST_LABEL
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,6 @@ SECRET_VALUE = "sk-e2e-SECRET-value-do-not-leak-42"
 REPO = "acme/config"
 PUBLIC_URL = "http://127.0.0.1:8099/reconciler"
 IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"
-TEST_LABEL = "reconciler-test"  # set on containers a test creates itself (foreign ones)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
     "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",

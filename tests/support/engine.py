@@ -1,0 +1,54 @@
+"""The real Docker engine and registry for tests: reach them or fail loudly, build the demo
+images once, and remove everything a test labelled. Shared by every test area that needs Docker."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+import docker
+import docker.errors
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = "http://127.0.0.1:5000/v2/"
+TEST_LABEL = "reconciler-test"  # on foreign containers tests create, so cleanup finds them too
+
+
+def require_engine(registry: bool = False) -> docker.DockerClient:
+    """A client of the engine started by scripts/test-env.sh; the test fails (not skips) without it."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
+        pytest.fail(f"no Docker engine answers on this machine ({exc}); start it with `scripts/test-env.sh start` "
+                    "(after `scripts/setup.sh` on a fresh machine)", pytrace=False)
+    if registry:
+        try:
+            httpx.get(REGISTRY, timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            pytest.fail(f"no registry answers at {REGISTRY} ({exc}); start it with `scripts/test-env.sh start`",
+                        pytrace=False)
+    return client
+
+
+def build_demo_images(client: docker.DockerClient, image: str) -> None:
+    """scripts/build-images.sh (quick when already built); `image` must exist afterwards."""
+    done = subprocess.run([str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True,
+                          timeout=600, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/build-images.sh failed:\n{done.stderr}", pytrace=False)
+    client.images.get(image)
+
+
+def cleanup(client: docker.DockerClient, instance_id: str) -> None:
+    """Remove every container and volume labelled with this instance id (or the test label)."""
+    for label in (f"reconciler.instance={instance_id}", f"{TEST_LABEL}={instance_id}"):
+        for row in client.api.containers(all=True, filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.api.remove_container(row["Id"], force=True)
+    for vol in client.api.volumes(filters={"label": f"reconciler.instance={instance_id}"}).get("Volumes") or []:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.api.remove_volume(vol["Name"], force=True)
