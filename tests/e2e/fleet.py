@@ -23,7 +23,6 @@ import docker
 import yaml
 
 from reconciler.backends.docker_health import parse_docker_time
-from tests.support.engine import TEST_LABEL
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
