@@ -57,19 +57,24 @@ RegistryCreds = Annotated[
 ]
 
 
-def read_token(path: Path | None) -> str | None:
-    """The token from its file, registered with the log scrubber; exit 2 when unreadable."""
+def read_secret_file(path: Path | None, what: str = "token file") -> str | None:
+    """A secret from its file (stripped), registered with the log scrubber; exit 2 when unreadable."""
     if path is None:
         return None
     try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        typer.echo(f"error: cannot read token file {path}: {exc.strerror}", err=True)
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        typer.echo(f"error: cannot read {what} {path}: {reason}", err=True)
         raise typer.Exit(2) from None
     from reconciler.logs import mask_secret
 
-    mask_secret(token)
-    return token or None
+    mask_secret(value)
+    return value or None
+
+
+def read_token(path: Path | None) -> str | None:
+    return read_secret_file(path, "token file")
 
 
 def parse_mode(mode: str | None):  # type: ignore[no-untyped-def]

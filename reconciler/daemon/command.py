@@ -28,6 +28,7 @@ from reconciler.cli_options import (
     Source,
     StateDir,
     parse_mode,
+    read_secret_file,
 )
 
 Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="Branch to watch and converge")]
@@ -44,20 +45,6 @@ WebhookSecretFile = Annotated[
     typer.Option("--webhook-secret-file", envvar="RECONCILER_WEBHOOK_SECRET_FILE", help="HMAC secret of /hooks/gitea"),
 ]
 LogLevel = Annotated[str, typer.Option("--log-level", envvar="RECONCILER_LOG_LEVEL", help="DEBUG, INFO, WARNING")]
-
-
-def _read_secret_file(path: Path | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        value = path.read_bytes().strip()
-    except OSError as exc:
-        typer.echo(f"error: cannot read {what} {path}: {exc.strerror}", err=True)
-        raise typer.Exit(2) from None
-    from reconciler.logs import mask_secret
-
-    mask_secret(value.decode(errors="replace"))
-    return value or None
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -110,8 +97,8 @@ def run_command(
     if gitea_url and not gitea_repo:
         typer.echo("error: --gitea-url needs --gitea-repo owner/name", err=True)
         raise typer.Exit(2)
-    token = _read_secret_file(gitea_token_file, "token file")
-    secret = _read_secret_file(webhook_secret_file, "webhook secret file")
+    token = read_secret_file(gitea_token_file, "token file")
+    secret = read_secret_file(webhook_secret_file, "webhook secret file")
     if secret is None:
         typer.echo("warning: no --webhook-secret-file: /hooks/gitea is off, polling only", err=True)
     options = Options(
@@ -124,7 +111,7 @@ def run_command(
         concurrency=concurrency,
         health_timeout_s=health_timeout,
         registry_credentials=registry_credentials,
-        token=SecretStr(token.decode()) if token else None,
+        token=SecretStr(token) if token else None,
     )
     settings = DaemonSettings(
         source=source if "://" in source else str(Path(source).resolve()),
@@ -134,7 +121,7 @@ def run_command(
         port=port,
         poll_interval_s=poll_interval,
         resync_interval_s=resync_interval,
-        webhook_secret=SecretBytes(secret) if secret else None,
+        webhook_secret=SecretBytes(secret.encode()) if secret else None,
         public_url=public_url or f"http://{listen}",
         gitea_url=gitea_url,
         gitea_repo=gitea_repo,
