@@ -22,12 +22,12 @@ from tests.e2e.fleet import (
     PRODUCTION,
     PUBLIC_URL,
     SECRET_VALUE,
-    TEST_LABEL,
     TOKEN,
     Run,
     baseline_org,
     find,
 )
+from tests.support.engine import TEST_LABEL
 
 pytestmark = pytest.mark.docker
 CANARY_CTX, PRODUCTION_CTX = "reconciler/canary", "reconciler/production"
