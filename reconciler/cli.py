@@ -170,8 +170,8 @@ def _report(result: PassResult, as_json: bool, applied: bool, verbose: bool = Fa
             typer.echo(result.message, err=True)
     elif not applied:
         typer.echo(render_table(result.plan, verbose=verbose))
-    for line in result.statuses if applied else []:
-        typer.echo(f"{line.context}: {line.state}: {line.description}")
+    for status in result.statuses if applied else []:
+        typer.echo(f"{status.context}: {status.state}: {status.description}")
     if result.unposted:
         typer.echo(f"warning: {len(result.unposted)} status(es) could not be posted (forge unreachable)", err=True)
 

@@ -380,10 +380,10 @@ class _TreeWriter:
                 path.mkdir(mode=0o755)
                 self.write(self.repo[entry.id].peel(pygit2.Tree), path)
             elif mode == FileMode.LINK:
-                os.symlink(os.fsdecode(self.repo[entry.id].data), path)
+                os.symlink(os.fsdecode(self.repo[entry.id].peel(pygit2.Blob).data), path)
             elif mode in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
                 executable = mode == FileMode.BLOB_EXECUTABLE
-                self._file(path, self.repo[entry.id].data, 0o755 if executable else 0o644)
+                self._file(path, self.repo[entry.id].peel(pygit2.Blob).data, 0o755 if executable else 0o644)
             # FileMode.COMMIT (a submodule) is skipped on purpose.
 
     def _file(self, path: Path, data: bytes, mode: int) -> None:
