@@ -6,7 +6,7 @@
                                                                stays on the SHA observed in 2)
     4. plan + guards (pure), quarantine hold  refused       -> both tiers `failure`
     5. apply: canary, gate, production        statuses posted as each tier starts and ends; a
-                                                               failed canary gate is quarantined
+                                                               failed health gate is quarantined
     6. report: the final statuses, in `finally`
 
 The CLI (`apply`, `plan`) and the daemon share this; it owns no domain logic of its own.
@@ -65,7 +65,7 @@ class PassInputs:
     stop: threading.Event | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     apply: bool = True  # False: plan only (no statuses on tiers, nothing touched)
-    quarantine: QuarantineStore | None = None  # what failed a canary gate (None: nothing is held)
+    quarantine: QuarantineStore | None = None  # what failed a health gate (None: nothing is held)
     wall: Callable[[], float] = time.time
 
 

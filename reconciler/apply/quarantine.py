@@ -1,4 +1,4 @@
-"""Quarantine: what failed the canary gate is not tried again until it moves (no retry storm).
+"""Quarantine: what failed a health gate is not tried again until it moves (no retry storm).
 
 Without it a bad `:latest` is rolled out to canary, fails the gate, is rolled back, and is tried
 again on every resync, forever. After a canary gate failure, `blame` names, for each canary the
@@ -9,6 +9,8 @@ reason, every change that would bring a blamed pin in (in any tier: production s
 digest) or re-apply a blamed spec; while a canary is held by its spec, production changes are
 held too (the canary has not proved them). A tag or branch that moves resolves to a new digest or
 SHA, which is not quarantined, so it rolls out again by itself; a new commit changes the spec.
+A production workspace that fails its gate has its spec held the same way (only its spec: the
+canary already proved the pins).
 
 `blame` and `hold` are pure. `QuarantineStore` keeps the entries in one JSON file in the state
 dir (atomic writes; a corrupt file reads as empty); entries older than `max_age_s` are dropped.
@@ -43,7 +45,7 @@ PinKey = tuple[str, str, str]  # (kind, subject, value)
 
 
 class Quarantined(BaseModel):
-    """One thing that failed a canary gate: an image digest, a plugin SHA, or one workspace's spec."""
+    """One thing that failed a health gate: an image digest, a plugin SHA, or one workspace's spec."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,7 +63,7 @@ class Quarantined(BaseModel):
     def reason(self) -> str:
         if self.kind == "spec":
             when = self.when()
-            return f"{HELD}this spec of {self.subject} failed the canary gate at {when}; waiting for a new commit"
+            return f"{HELD}this spec of {self.subject} failed its health gate at {when}; waiting for a new commit"
         return f"{HELD}{self.label} failed the canary gate at {self.when()}; waiting for it to move"
 
 
@@ -93,21 +95,29 @@ def _short_digest(ref: str) -> str:
 
 
 def blame(plan: Plan, run: RunResult, now: float) -> list[Quarantined]:
-    """Entries for a run whose canary gate failed (none otherwise)."""
-    canary = run.tier(Tier.CANARY)
-    if canary is None or canary.gate is None or canary.gate.outcome is not Outcome.FAILED:
-        return []
-    changed = {a.workspace_id: a for a in plan.for_tier(Tier.CANARY) if a.desired is not None
-               and a.kind in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.RECREATE)}
-    suspects = [ws for ws in canary.gate.unhealthy if ws in changed] or sorted(changed)
+    """Entries for a run whose health gate failed (none otherwise).
+
+    Canary: the failing workspaces' specs and every pin their change brought in. Production (the
+    canary passed, so the pins are not to blame): the failing workspaces' specs only, so the same
+    spec is not re-applied on every resync either.
+    """
     entries: list[Quarantined] = []
-    for ws in suspects:
-        action = changed[ws]
-        want = action.desired
-        assert want is not None
-        blamed = [("spec", ws, want.spec_hash, f"spec {want.spec_hash[:12]}"), *introduced(want, action.observed)]
-        entries += [Quarantined(kind=kind, subject=subject, value=value, label=label, workspace=ws,
-                                revision=plan.revision, failed_at=now) for kind, subject, value, label in blamed]
+    for tier in (Tier.CANARY, Tier.PRODUCTION):
+        result = run.tier(tier)
+        if result is None or result.gate is None or result.gate.outcome is not Outcome.FAILED:
+            continue
+        changed = {a.workspace_id: a for a in plan.for_tier(tier) if a.desired is not None
+                   and a.kind in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.RECREATE)}
+        suspects = [ws for ws in result.gate.unhealthy if ws in changed] or sorted(changed)
+        for ws in suspects:
+            action = changed[ws]
+            want = action.desired
+            assert want is not None
+            blamed: list[tuple[Kind, str, str, str]] = [("spec", ws, want.spec_hash, f"spec {want.spec_hash[:12]}")]
+            if tier is Tier.CANARY:
+                blamed += introduced(want, action.observed)
+            entries += [Quarantined(kind=kind, subject=subject, value=value, label=label, workspace=ws,
+                                    revision=plan.revision, failed_at=now) for kind, subject, value, label in blamed]
     return entries
 
 
@@ -185,7 +195,7 @@ class QuarantineStore:
             keep = {(e.kind, e.subject, e.value): e for e in self.entries(now)}
             for entry in new:
                 keep[(entry.kind, entry.subject, entry.value)] = entry
-                log.warning("quarantined after a failed canary gate",
+                log.warning("quarantined after a failed health gate",
                             extra={"revision": entry.revision, "workspace": entry.workspace, "pin": entry.label})
             ordered = sorted(keep.values(), key=lambda e: e.failed_at)[-self.max_entries:]
             self._write(ordered)

@@ -141,7 +141,7 @@ def test_a_digest_that_failed_the_canary_gate_is_held_in_every_tier_until_it_mov
         TierResult(tier=Tier.CANARY, outcome=Outcome.SUCCESS, unchanged=1),
         TierResult(tier=Tier.PRODUCTION, outcome=Outcome.SUCCESS, unchanged=1)))), held)
     assert [line.state for line in lines] == ["failure", "failure"]
-    assert lines[0].description.startswith("canary: held: this spec of acme/canary failed the canary gate")
+    assert lines[0].description.startswith("canary: held: this spec of acme/canary failed its health gate")
     assert "waiting for it to move" in lines[1].description
 
     moved = _pinned(D1, ("canary", Tier.CANARY), ("prod", Tier.PRODUCTION))
@@ -192,3 +192,22 @@ def test_lock_view_lists_pins_users_and_drift(tmp_path: Path) -> None:
     assert view.not_running == ("acme/c",)
     text = render_text(view)
     assert f"runs {REPO}@{D1} -> resolves to {REPO}@{D2}" in text
+
+
+def test_a_spec_that_failed_the_production_gate_is_held_but_its_pins_are_not() -> None:
+    running = _pinned(D1, ("canary", Tier.CANARY), ("prod", Tier.PRODUCTION))
+    actual = [observe(w) for w in running.workspaces]
+    new = _pinned(D2, ("canary", Tier.CANARY), ("prod", Tier.PRODUCTION))
+    first = plan(new, actual)
+    canary = TierResult(tier=Tier.CANARY, outcome=Outcome.SUCCESS,
+                        gate=GateResult(tier=Tier.CANARY, healthy=1, total=1, outcome=Outcome.SUCCESS))
+    gate = GateResult(tier=Tier.PRODUCTION, healthy=0, total=1, outcome=Outcome.FAILED, unhealthy=("acme/prod",))
+    prod = TierResult(tier=Tier.PRODUCTION, outcome=Outcome.FAILED, gate=gate, rolled_back=("acme/prod",))
+    entries = blame(first, RunResult(revision="r1", outcome=Outcome.FAILED, tiers=(canary, prod)), now=1_700_000_000)
+    assert [(e.kind, e.workspace) for e in entries] == [("spec", "acme/prod")]  # the digest passed the canary
+
+    after_canary = [observe(new.workspaces[0]), actual[1]]  # canary kept the new digest, prod rolled back
+    held = hold(plan(new, after_canary), entries)
+    kinds = {a.workspace_id: (a.kind, a.reason) for a in held.actions}
+    assert kinds["acme/prod"][0] is ActionKind.NOOP and "failed its health gate" in kinds["acme/prod"][1]
+    assert kinds["acme/canary"][0] is ActionKind.NOOP and kinds["acme/canary"][1] == "up to date"
