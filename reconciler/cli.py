@@ -32,13 +32,13 @@ from reconciler.cli_options import (
     SecretsDir,
     Source,
     StateDir,
+    exit_on_errors,
     parse_mode,
-    print_config_errors,
     read_token,
 )
 from reconciler.cli_pins import pins_cmd
 from reconciler.daemon.command import run_command
-from reconciler.errors import ConfigError, ReconcilerError, SourceError
+from reconciler.errors import SourceError
 from reconciler.model.desired import DesiredState
 from reconciler.reconcile import PassResult, run_pass
 from reconciler.render import render_repo
@@ -59,14 +59,8 @@ def _render(path: Path, secrets_dir: Path | None, state_dir: Path) -> DesiredSta
 @app.command()
 def validate(path: PathArg, secrets_dir: SecretsDir = None, state_dir: StateDir = DEFAULT_STATE) -> None:
     """Check a config repository: schema, includes, externals, references. Exit 1 on any error."""
-    try:
+    with exit_on_errors():
         state = _render(path, secrets_dir, state_dir)
-    except ConfigError as exc:
-        print_config_errors(exc)
-        raise typer.Exit(1) from None
-    except ReconcilerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(summary(state))
 
 
@@ -75,14 +69,8 @@ def render(
     path: PathArg, as_json: AsJson = False, secrets_dir: SecretsDir = None, state_dir: StateDir = DEFAULT_STATE
 ) -> None:
     """Print the desired state a config repository renders to (never a secret value)."""
-    try:
+    with exit_on_errors():
         state = _render(path, secrets_dir, state_dir)
-    except ConfigError as exc:
-        print_config_errors(exc)
-        raise typer.Exit(1) from None
-    except ReconcilerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(json.dumps(desired_json(state), indent=2) if as_json else render_tree(state))
 
 

@@ -3,12 +3,14 @@ also readable from `RECONCILER_<FLAG>`, plus the small helpers the commands shar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.errors import ConfigError, ConfigErrors
+from reconciler.errors import ConfigError, ConfigErrors, ReconcilerError
 from reconciler.wiring import DEFAULT_SECRETS, DEFAULT_STATE
 
 __all__ = ["DEFAULT_SECRETS", "DEFAULT_STATE"]
@@ -86,6 +88,19 @@ def parse_mode(mode: str | None):  # type: ignore[no-untyped-def]
         typer.echo(f"error: --mode must be reconcile or merge, got {mode!r}", err=True)
         raise typer.Exit(2)
     return Mode(mode)
+
+
+@contextmanager
+def exit_on_errors() -> Iterator[None]:
+    """A config error exits 1 with every error listed; any other reconciler error exits 2."""
+    try:
+        yield
+    except ConfigError as exc:
+        print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except ReconcilerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def print_config_errors(exc: ConfigError) -> None:

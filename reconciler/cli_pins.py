@@ -25,10 +25,9 @@ from reconciler.cli_options import (
     SecretsDir,
     Source,
     StateDir,
-    print_config_errors,
+    exit_on_errors,
     read_token,
 )
-from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.report.pins import LockView, lock_view, render_text
 from reconciler.wiring import LazyFetcher, Options, docker_backend, pin_resolver
 
@@ -65,16 +64,10 @@ def pins_cmd(
 ) -> None:
     """Every plugin and image pin with its resolved SHA/digest and the workspaces using it."""
     token = read_token(gitea_token_file)
-    try:
+    with exit_on_errors():
         options = Options(instance_id=instance_id, state_dir=state_dir, registry_credentials=registry_credentials,
                           token=SecretStr(token) if token else None)
         view = build_view(options, source, ref, secrets_dir)
-    except ConfigError as exc:
-        print_config_errors(exc)
-        raise typer.Exit(1) from None
-    except ReconcilerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps({**view.model_dump(mode="json"), "drifted": view.drifted}, indent=2))
     else:
