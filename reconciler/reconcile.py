@@ -112,7 +112,7 @@ def run_pass(checkout: Checkout, inputs: PassInputs) -> PassResult:
             result.message = f"could not resolve pins: {exc}"
             return result
         result.desired = desired
-        # 4. plan and guard; hold what failed a canary gate before
+        # 4. plan and guard; hold what failed a health gate before
         policy = inputs.policy(settings)
         the_plan = guard(desired, actual, plan(desired, actual, policy), policy)
         if inputs.quarantine is not None:
