@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from tests.backends.conftest import docker_client, runtime_image, wait_until  # noqa: F401
-from tests.forge.conftest import GIT_ENV, HOOK_SECRET, NAME, OWNER, TOKEN, dead_port, git
+from tests.forge.conftest import HOOK_SECRET, NAME, OWNER, TOKEN, dead_port
 from tests.support.engine import cleanup
+from tests.support.git_cli import GIT_ENV, git
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]

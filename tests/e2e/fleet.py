@@ -23,6 +23,7 @@ import docker
 import yaml
 
 from reconciler.backends.docker_health import parse_docker_time
+from tests.support.git_cli import git
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,22 +32,11 @@ SECRET_VALUE = "sk-e2e-SECRET-value-do-not-leak-42"
 REPO = "acme/config"
 PUBLIC_URL = "http://127.0.0.1:8099/reconciler"
 IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
-    "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "GIT_TERMINAL_PROMPT": "0",
-}
 HEALTH = {"port": 8080, "interval_seconds": 1, "timeout_seconds": 1, "retries": 1}
 CANARIES = ("acme/lead", "acme/triage")
 PRODUCTION = ("acme/research", "acme/scout", "acme/responder")
 
 
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV},
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout.strip()
 
 
 class WorkClone:

@@ -5,9 +5,7 @@ served by a real uvicorn on loopback.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,24 +15,14 @@ import pytest
 import uvicorn
 
 from reconciler.forge import GiteaClient, Trigger, webhook_app
+from tests.support.git_cli import git
 from tests.support.gitea_emulator import GiteaEmulator
 
 TOKEN = "gitea-TOKEN-5ecret-0123456789"
 OWNER, NAME = "org", "config"
 HOOK_SECRET = b"hook-secret"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "GIT_TERMINAL_PROMPT": "0",
-}
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV},
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout.strip()
 
 
 class Work:

@@ -8,30 +8,18 @@ commits and pushes with the real git CLI.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.git_cli import git
 from tests.support.git_http import GitHttpApp, ServedApp, init_bare_repo
 
 TOKEN = "tok-SECRET-123"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
-}
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout.strip()
 
 
 class BasicAuthGate:
