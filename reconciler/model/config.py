@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.model.enums import Mode, Tier
+from reconciler.model.refs import REF_CHARS, SHA_HEX
 
 KEY_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-TRACK_PATTERN = r"^(none|tag:[A-Za-z0-9_./-]+|branch:[A-Za-z0-9_./-]+|sha:[0-9a-f]{40})$"
+TRACK_PATTERN = rf"^(none|tag:{REF_CHARS}|branch:{REF_CHARS}|sha:{SHA_HEX})$"
 TRACK_HINT = "use one of none, tag:<name>, branch:<name>, sha:<40 hex>"
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, max_length=128)]

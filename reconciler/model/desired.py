@@ -8,6 +8,9 @@ from reconciler.errors import Location
 from reconciler.model.config import Health, Resources
 from reconciler.model.enums import Tier
 
+# env the reconciler sets from other fields of the workspace; a config may not set them itself
+RESERVED_ENV = frozenset({"WORKSPACE_ID", "WORKSPACE_NAME", "PARENT_ID", "AGENT_MODEL", "AGENT_ROLE", "AGENT_RUNTIME"})
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -55,7 +58,7 @@ class DesiredWorkspace(Frozen):
     image: str | None = None  # reference from images.yaml
     image_digest: str | None = None  # repo@sha256:... once resolved
     parent: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)  # plain env incl. WORKSPACE_ID / PARENT_ID
+    env: dict[str, str] = Field(default_factory=dict)  # plain env incl. the RESERVED_ENV ones
     secrets: tuple[str, ...] = ()
     secret_digests: dict[str, str] = Field(default_factory=dict)  # name -> keyed hash, never the value
     required_env: tuple[str, ...] = ()
@@ -72,7 +75,6 @@ class DesiredState(Frozen):
     revision: str | None = None
     root: str  # absolute path of the rendered tree
     workspaces: tuple[DesiredWorkspace, ...] = ()
-    mode_default: str = "reconcile"
 
     def by_id(self) -> dict[str, DesiredWorkspace]:
         return {w.id: w for w in self.workspaces}

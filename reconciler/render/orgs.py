@@ -26,8 +26,9 @@ from reconciler.model.config import (
     WorkspaceFields,
     source_allowed,
 )
-from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
+from reconciler.model.desired import RESERVED_ENV, DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
+from reconciler.model.refs import REF_PATTERN, is_safe_ref
 from reconciler.render.files import scan_files
 from reconciler.render.images import image_for
 from reconciler.render.loader import (
@@ -45,8 +46,6 @@ from reconciler.secrets import SecretStore
 
 MAX_INCLUDE_DEPTH = 16
 MAX_EXTERNAL_DEPTH = 4
-REF_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
-RESERVED_ENV = {"WORKSPACE_ID", "WORKSPACE_NAME", "PARENT_ID", "AGENT_MODEL", "AGENT_ROLE", "AGENT_RUNTIME"}
 
 
 class ExternalFetcher(Protocol):
@@ -306,7 +305,7 @@ class OrgRenderer:
 
 def check_external(ref: ExternalRef, allowed: list[str]) -> None:
     """Allowlist, ref pattern and url checks, before any network access."""
-    if not REF_PATTERN.match(ref.ref) or ".." in ref.ref:
+    if not is_safe_ref(ref.ref):
         raise ConfigError(f"!external ref {ref.ref!r} must match {REF_PATTERN.pattern} and contain no '..'", ref.loc)
     if not source_allowed(ref.repo, allowed):
         raise ConfigError(

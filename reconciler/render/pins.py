@@ -10,18 +10,16 @@ one is in `reconciler.source.pins`); this module only transforms values.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import Location
 from reconciler.model.desired import DesiredState, DesiredWorkspace, PluginPinRef
+from reconciler.model.refs import FULL_SHA
 from reconciler.render.files import scan_files
 from reconciler.render.images import split_reference
 from reconciler.render.spec_hash import with_spec
-
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class PinResolver(Protocol):

@@ -100,7 +100,7 @@ def render_repo(
     if errors:
         raise ConfigErrors(errors)
     workspaces = tuple(sorted(renderer.workspaces, key=lambda w: w.id))
-    return DesiredState(revision=revision, root=str(root), workspaces=workspaces, mode_default=settings.mode.value)
+    return DesiredState(revision=revision, root=str(root), workspaces=workspaces)
 
 
 def _check_plugin_sources(plugins: PluginsFile, data: Any, settings: ReconcilerFile) -> list[ConfigError]:

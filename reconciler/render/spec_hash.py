@@ -14,10 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from reconciler.model.desired import DesiredWorkspace
-
-# env the reconciler sets from other fields; those fields have parts of their own
-DERIVED_ENV = ("WORKSPACE_ID", "WORKSPACE_NAME", "PARENT_ID", "AGENT_MODEL", "AGENT_ROLE", "AGENT_RUNTIME")
+from reconciler.model.desired import RESERVED_ENV, DesiredWorkspace
 
 
 def short_hash(value: Any) -> str:
@@ -51,7 +48,7 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
     for p in ws.plugins:  # the pin alone: a moved ref whose content did not change needs no restart
         parts[f"plugin.{p.name}"] = short_hash(p.resolved_sha or p.track)
     for key, value in ws.env.items():
-        if key not in DERIVED_ENV:
+        if key not in RESERVED_ENV:  # set from other fields, which have parts of their own
             parts[f"env.{key}"] = short_hash(value)
     for name in ws.secrets:
         parts[f"secret.{name}"] = short_hash(ws.secret_digests.get(name, "unresolved"))

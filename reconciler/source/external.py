@@ -19,18 +19,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import SourceError
-from reconciler.source.mirror import FULL_SHA, GitMirror, is_complete
+from reconciler.model.config import source_allowed
+from reconciler.model.refs import FULL_SHA, is_safe_ref
+from reconciler.source.mirror import GitMirror, is_complete
 
 log = logging.getLogger(__name__)
 
-REF_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.-]+){2,}$")
-
-
-def source_allowed(repo: str, allowed: list[str]) -> bool:
-    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
-    repo = repo.strip("/") + "/"
-    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
 
 
 def check_repo(repo: str, allowed: list[str]) -> str:
@@ -43,7 +38,7 @@ def check_repo(repo: str, allowed: list[str]) -> str:
 
 
 def check_ref(ref: str) -> str:
-    if not REF_PATTERN.fullmatch(ref) or ".." in ref:
+    if not is_safe_ref(ref):
         raise SourceError(f"ref {ref!r} is not allowed: use letters, digits and _ . / - only, without '..'")
     return ref
 
@@ -95,10 +90,7 @@ class GitExternalFetcher:
         target = cache_dir / sha
         if is_complete(target):
             return target
-        if not mirror.has_commit(sha):
-            mirror.fetch()
-            if not mirror.has_commit(sha):
-                raise SourceError(f"commit {sha} not found at {mirror.display}")
+        mirror.ensure_commit(sha)
         log.info("exporting external tree", extra={"source": mirror.display, "ref": ref, "revision": sha})
         return mirror.export_tree(sha, target)
 

@@ -35,12 +35,12 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, RepositoryOpenFlag
 
 from reconciler.errors import SourceError
+from reconciler.model.refs import FULL_SHA
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 DELETED_FILE = "reconciler-deleted-branches.json"
 MAX_TREE_BYTES = 512 * 1024 * 1024
 MAX_TREE_ENTRIES = 200_000
@@ -288,6 +288,14 @@ class GitMirror:
             return isinstance(self._repo()[sha], pygit2.Commit)
         except (KeyError, ValueError):
             return False
+
+    def ensure_commit(self, sha: str, extra_refspecs: tuple[str, ...] = ()) -> None:
+        """Fetch (with `extra_refspecs`) only when the mirror does not have commit `sha` yet."""
+        if self.has_commit(sha):
+            return
+        self.fetch(extra_refspecs)
+        if not self.has_commit(sha):
+            raise SourceError(f"commit {sha} is not at {self.display} (force-pushed away?)")
 
     def export_tree(self, sha: str, dest: Path | None = None) -> Path:
         """Write the tree of commit `sha` to `dest` (default `state_dir/trees/<sha>`); immutable once done."""

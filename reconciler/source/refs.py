@@ -10,13 +10,11 @@ twice; the plugin's subdirectory is confined to the exported tree.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import SourceError
-from reconciler.source.mirror import FULL_SHA, GitMirror, is_complete, list_remote_heads, safe_url
-
-NAME = re.compile(r"^[A-Za-z0-9_./-]+$")
+from reconciler.model.refs import FULL_SHA, is_safe_ref
+from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, safe_url
 
 
 def parse_track(track: str) -> tuple[str, str]:
@@ -24,7 +22,7 @@ def parse_track(track: str) -> tuple[str, str]:
     if track == "none":
         return "none", ""
     kind, sep, value = track.partition(":")
-    if sep and kind in ("tag", "branch") and NAME.fullmatch(value) and ".." not in value:
+    if sep and kind in ("tag", "branch") and is_safe_ref(value):
         return kind, value
     if sep and kind == "sha" and FULL_SHA.fullmatch(value):
         return kind, value
@@ -69,10 +67,7 @@ def plugin_checkout(
     tree = Path(state_dir) / "trees" / sha
     if not is_complete(tree):
         mirror = GitMirror(url, state_dir, token=token, timeout_s=timeout_s)
-        if not mirror.has_commit(sha):
-            mirror.fetch()
-            if not mirror.has_commit(sha):
-                raise SourceError(f"commit {sha} not found at {mirror.display}")
+        mirror.ensure_commit(sha)
         tree = mirror.export_tree(sha)
     return confine_subdir(tree, subdir)
 

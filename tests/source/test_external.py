@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SourceError
-from reconciler.source.external import GitExternalFetcher, source_allowed
+from reconciler.model.config import source_allowed
+from reconciler.source.external import GitExternalFetcher
 from reconciler.source.mirror import is_complete
 from tests.source.conftest import TOKEN, GitServer, Work, dead_port
 
