@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from reconciler.backoff import backoff_delay
 from reconciler.errors import TransientBackendError
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class RetryPolicy:
 
     def delay(self, failed_attempts: int) -> float:
         """Wait after the n-th failed attempt (1-based): base, 2*base, 4*base, ... capped."""
-        return float(min(self.max_s, self.base_s * 2 ** (failed_attempts - 1)))
+        return backoff_delay(failed_attempts, self.base_s, self.max_s)
 
 
 class Attempts:

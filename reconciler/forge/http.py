@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import json as json_module
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from reconciler.backoff import backoff_delay
 from reconciler.errors import ForgeError
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,7 @@ class ForgeHttp:
     def _delay(attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, _RETRY_AFTER_CAP_S)
-        ceiling: float = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2.0 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        return backoff_delay(attempt, _BACKOFF_BASE_S, _BACKOFF_CAP_S, jitter=0.5)
 
     def _message(
         self, label: str, code: int | None, failure: str | None, response: Response | None, attempts: int
