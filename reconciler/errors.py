@@ -3,13 +3,12 @@
     ReconcilerError
     ├── ConfigError          the change is wrong (bad YAML, schema, path): status `failure`, never retried
     │   └── ConfigErrors     several ConfigErrors reported together
-    ├── GuardRefusal         a safety guard refused the plan (empty desired state, too many deletes)
     ├── SourceError          git fetch/clone/resolve failed (network, auth, missing ref)
     ├── ForgeError           a Gitea API call failed (names the call and the status, never the token)
     └── BackendError         the backend could not do an action
         └── TransientBackendError   worth retrying with backoff (engine unreachable, 5xx, timeout)
 
-Foreign exceptions (docker, pygit2, httpx, botocore) are mapped to these at the edge that
+Foreign exceptions (docker, pygit2, httpx) are mapped to these at the edge that
 imports the foreign library.
 """
 
@@ -65,10 +64,6 @@ class ConfigErrors(ConfigError):
         return "\n".join(str(e) for e in self.errors)
 
 
-class GuardRefusal(ReconcilerError):
-    """A safety guard refused to carry out a plan; nothing was changed."""
-
-
 class SourceError(ReconcilerError):
     """Fetching or reading the config repo (or an external subtree, a plugin) failed."""
 
@@ -82,7 +77,7 @@ class ForgeError(ReconcilerError):
 
 
 class BackendError(ReconcilerError):
-    """The backend (Docker, EC2) failed to carry out an action."""
+    """The backend failed to carry out an action."""
 
 
 class TransientBackendError(BackendError):

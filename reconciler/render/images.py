@@ -1,15 +1,13 @@
-"""Image references from `images.yaml`: which image a runtime runs, and what kind of pin it is.
+"""Image references from `images.yaml`: which image a runtime runs, and how a reference splits.
 
-A digest (`repo@sha256:...`) is immutable and never re-resolved. A moving tag (`latest`, no tag,
-`main`, ...) is resolved to a digest at plan time so "the tag moved" shows up as an update. A
-registry host with a port (`localhost:5000/x`) is not a tag.
+A digest (`repo@sha256:...`) is immutable and never re-resolved; any tag is resolved to a digest
+at plan time (`render.pins`) so "the tag moved" shows up as an update. A registry host with a
+port (`localhost:5000/x`) is not a tag.
 """
 
 from __future__ import annotations
 
 from reconciler.model.config import ImagesFile
-
-MOVING_TAGS = {"latest", "main", "master", "staging", "dev", "edge", "nightly", "rolling"}
 
 
 def split_reference(ref: str) -> tuple[str, str | None, str | None]:
@@ -22,11 +20,6 @@ def split_reference(ref: str) -> tuple[str, str | None, str | None]:
     if ":" in last:
         ref, tag = ref.rsplit(":", 1)
     return ref, tag, digest
-
-
-def is_moving(ref: str) -> bool:
-    _, tag, digest = split_reference(ref)
-    return digest is None and (tag is None or tag in MOVING_TAGS)
 
 
 def has_registry_host(repo: str) -> bool:
