@@ -1,1 +1,1 @@
-"""Backends: the only modules that import docker or boto3. Labels and tags stay in here."""
+"""Backends: the only modules that import docker. Container labels stay in here."""

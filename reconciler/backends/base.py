@@ -1,4 +1,4 @@
-"""The small interface every backend implements (Docker, EC2, in-memory for orchestration tests).
+"""The small interface every backend implements (Docker, and in-memory for orchestration tests).
 
 Apply never knows how a workspace runs; it hands an Action to the backend, then asks for health.
 Replacements keep what they replaced until `commit` (gate passed) or `rollback` (gate failed), so

@@ -1,4 +1,4 @@
-"""An in-memory Backend for orchestration tests: same contract as Docker/EC2, no engine.
+"""An in-memory Backend for orchestration tests: same contract as Docker, no engine.
 
 It keeps one `ObservedWorkspace` per id, records every call in `calls` (in order, thread-safe),
 keeps the replaced spec until `commit`/`rollback` like a real backend, and has switches to make
