@@ -24,7 +24,6 @@ checked before any destructive call):
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +72,7 @@ class DockerBackend:
         self,
         instance_id: str,
         *,
+        state_dir: Path,
         client: docker.DockerClient | None = None,
         network: str = "none",
         restart_policy: str = "unless-stopped",
@@ -81,7 +81,6 @@ class DockerBackend:
         pull_timeout: float = 600.0,
         stop_timeout: int = 10,
         helper_timeout: float = 120.0,
-        state_dir: Path | None = None,
     ) -> None:
         if not instance_id or any(ch.isspace() or ch in ",=/\\" for ch in instance_id):
             raise ValueError(f"instance id must be non-empty, without spaces, ',', '=', '/': {instance_id!r}")
@@ -99,8 +98,7 @@ class DockerBackend:
             stop_timeout=stop_timeout,
             settle=self._settle,
         )
-        directory = state_dir or Path(tempfile.mkdtemp(prefix="reconciler-docker-"))
-        self.overrides = OverrideStore(directory / f"docker-{instance_id}-overrides.json")
+        self.overrides = OverrideStore(Path(state_dir) / f"docker-{instance_id}-overrides.json")
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
 

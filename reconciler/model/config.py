@@ -134,7 +134,7 @@ class HealthSettings(Strict):
 
 class DockerSettings(Strict):
     network: str = Field(
-        default="bridge", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network"
+        default="none", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network"
     )
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
 
