@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.model.desired import DesiredState
-from reconciler.model.observed import ObservedWorkspace
+from reconciler.model.observed import ObservedWorkspace, current_of
 
 
 class _Frozen(BaseModel):
@@ -56,9 +56,7 @@ class LockView(_Frozen):
 
 
 def lock_view(desired: DesiredState, actual: list[ObservedWorkspace]) -> LockView:
-    observed: dict[str, ObservedWorkspace] = {}
-    for o in sorted(actual, key=lambda o: o.running):  # a running copy wins over a stopped one
-        observed[o.id] = o
+    observed = current_of(actual)
     plugins: dict[tuple[str, str, str, str | None, str | None], list[str]] = {}
     images: dict[tuple[str, str, str | None], list[str]] = {}
     drift: list[Drift] = []
