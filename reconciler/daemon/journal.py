@@ -161,10 +161,6 @@ class Journal:
         rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
         return [_run(r) for r in rows]
 
-    def runs_for(self, revision: str, kind: str = "apply") -> list[RunRow]:
-        rows = self._rows("SELECT * FROM runs WHERE revision=? AND kind=? ORDER BY id", (revision, kind))
-        return [_run(r) for r in rows]
-
     def last_status(self, revision: str) -> str | None:
         """Status of the newest finished apply run of `revision` (None: never finished)."""
         rows = self._rows("SELECT status FROM runs WHERE revision=? AND kind='apply' AND status!='running'"

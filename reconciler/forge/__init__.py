@@ -11,7 +11,6 @@ from reconciler.forge.base import (
     PullRequest,
     StatusState,
     StatusUpdate,
-    cut_description,
 )
 from reconciler.forge.gitea import GiteaClient
 from reconciler.forge.webhooks import Trigger, WebhookPayloadError, parse_event, verify_signature, webhook_app
@@ -26,7 +25,6 @@ __all__ = [
     "StatusUpdate",
     "Trigger",
     "WebhookPayloadError",
-    "cut_description",
     "parse_event",
     "verify_signature",
     "webhook_app",

@@ -13,8 +13,6 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-DESCRIPTION_LIMIT = 140  # safe on Gitea, Forgejo and GitHub (GitHub rejects longer with a 422)
-
 
 class StatusState(StrEnum):
     """Commit status states every supported forge accepts (`skipped` is Gitea >=1.25 only)."""
@@ -97,9 +95,3 @@ class Forge(Protocol):
     def upsert_pr_comment(self, number: int, body: str, marker: str) -> int:
         """Create or edit in place the one comment carrying `marker`; returns its id."""
         ...
-
-
-def cut_description(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
-    """One trimmed line of at most `limit` characters, with an ellipsis when cut."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -27,10 +27,10 @@ from reconciler.forge.base import (
     PullRequest,
     StatusState,
     StatusUpdate,
-    cut_description,
 )
 from reconciler.forge.http import ForgeHttp, Response
 from reconciler.logs import mask_secret
+from reconciler.model.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class GiteaClient:
     def post_status(self, sha: str, update: StatusUpdate) -> bool:
         wanted = {
             "state": str(update.state),
-            "description": cut_description(update.description),
+            "description": one_line(update.description),
             "target_url": update.target_url.strip(),
             "context": update.context.strip(),
         }
