@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from reconciler.model.desired import DesiredState, DesiredWorkspace
 from reconciler.model.enums import TIER_ORDER, ActionKind, Mode
-from reconciler.model.observed import ObservedWorkspace
+from reconciler.model.observed import ObservedWorkspace, split_current
 from reconciler.model.plan import Action, Plan
 from reconciler.plan.guards import PlanPolicy, guard
 
@@ -33,7 +33,7 @@ def plan(desired: DesiredState, actual: list[ObservedWorkspace], policy: PlanPol
     """The ordered, guarded plan that turns `actual` into `desired`."""
     policy = policy or PlanPolicy()
     wanted = desired.by_id()
-    observed, duplicates = _pair_observed(actual)
+    observed, duplicates = split_current(actual)
     actions: list[Action] = []
     for ws_id in sorted(wanted.keys() | observed.keys()):
         want, have = wanted.get(ws_id), observed.get(ws_id)
@@ -160,19 +160,6 @@ def _keyed(component: str, keys: list[str], want: DesiredWorkspace, have: Observ
         out.append(f"{label} removed: {', '.join(removed)}")
     return out
 
-
-def _pair_observed(
-    actual: list[ObservedWorkspace],
-) -> tuple[dict[str, ObservedWorkspace], list[ObservedWorkspace]]:
-    """One observed workspace per id (running ones first, then by backend ref); the rest are duplicates."""
-    chosen: dict[str, ObservedWorkspace] = {}
-    duplicates: list[ObservedWorkspace] = []
-    for o in sorted(actual, key=lambda o: (o.id, not o.running, o.backend_ref)):
-        if o.id in chosen:
-            duplicates.append(o)
-        else:
-            chosen[o.id] = o
-    return chosen, duplicates
 
 
 def _unwanted(have: ObservedWorkspace, why: str, mode: Mode) -> Action:
