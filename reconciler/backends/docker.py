@@ -10,13 +10,15 @@ Implements the `Backend` protocol. What it keeps where:
 
 Per action (only containers/volumes labelled with this instance id are ever touched; labels are
 checked before any destructive call):
-  CREATE    pull if missing, volume, container, /configs content, start
+  CREATE    pull if missing (a ref seen present is not inspected again), volume (one call: create,
+            which returns the volume already there), container, /configs content, start
   UPDATE    restart=False: rewrite /configs in place (snapshot kept), same container keeps running,
             override recorded; restart=True: as RECREATE
   RECREATE  stop old, rename it `<name>.prev-<id>`, rewrite /configs if its content changed
             (snapshot kept), create and start the new one on the same volume
   DELETE    stop, remove container, then the volume only if the stop really succeeded
-`commit` drops the `.prev` container and the snapshot; `rollback` removes a create, or puts the
+`commit` drops the `.prev` container and the snapshot (no engine call after a create on a volume
+it made: nothing was kept, see `_Pending.kept_nothing`); `rollback` removes a create, or puts the
 `.prev` container, the snapshot and the previous override back. Runtime images need /bin/sh
 (helper containers run the /configs swap; see `docker_configs.py`).
 """
@@ -63,6 +65,15 @@ class _Pending:
     volume_created: bool = False
     prev_name: str | None = None
     prev_override: Override | None = None
+    kept: bool = False  # a replacement or in-place update kept something for rollback since
+
+    @property
+    def kept_nothing(self) -> bool:
+        """A create on a volume it made itself, nothing replaced since: commit has nothing to drop.
+        Every `.prev` container mounts the workspace's volume and the engine never removes a volume
+        in use, so a fresh volume means there is none; a snapshot only comes with a replacement or
+        an in-place update (`kept`), and a create that became a replacement is recorded as one."""
+        return self.kind is ActionKind.CREATE and self.volume_created and not self.kept
 
 
 class DockerBackend:
@@ -100,6 +111,7 @@ class DockerBackend:
         )
         self.overrides = OverrideStore(Path(state_dir) / f"docker-{instance_id}-overrides.json")
         self._pending: dict[str, _Pending] = {}
+        self._images: set[str] = set()  # refs this backend saw present: not inspected again
         self._lock = threading.Lock()
 
     # -- engine access ---------------------------------------------------------------------
@@ -209,19 +221,48 @@ class DockerBackend:
             return
         log.info("applying", extra=extra)
         with mapped(str(action.kind), ws, Scrubber(secret_env.values())):
-            if action.kind is ActionKind.CREATE:
-                self._create(desired, secret_env, revision)
-            elif action.kind is ActionKind.UPDATE and not action.restart:
-                self._update_in_place(desired, secret_env, revision)
-            else:
-                self._recreate(desired, secret_env, revision, ActionKind(action.kind))
+            try:
+                self._converge(action, desired, secret_env, revision)
+            except docker.errors.ImageNotFound:
+                if not self._forget_image(desired):
+                    raise
+                # removed since this backend last saw it (an image prune): the action is idempotent,
+                # so do it again from the top, pulling the image this time
+                log.info("image gone since it was last seen; applying again", extra=extra)
+                self._converge(action, desired, secret_env, revision)
+
+    def _converge(
+        self, action: Action, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None
+    ) -> None:
+        if action.kind is ActionKind.CREATE:
+            self._create(desired, secret_env, revision)
+        elif action.kind is ActionKind.UPDATE and not action.restart:
+            self._update_in_place(desired, secret_env, revision)
+        else:
+            self._recreate(desired, secret_env, revision, ActionKind(action.kind))
 
     def _image(self, desired: DesiredWorkspace) -> str:
+        """The image ref, pulled if missing. A ref seen present once is not inspected again (a digest
+        never changes; a present tag is trusted anyway); if it vanished, `apply` retries without it."""
         ref = desired.image_digest or desired.image
         if not ref:
             raise BackendError(f"docker: workspace {desired.id} has no image; add its runtime to images.yaml")
+        with self._lock:
+            if ref in self._images:
+                return ref
         ensure_image(self._api(), ref, timeout=self._pull_timeout, clock=self._clock)
+        with self._lock:
+            self._images.add(ref)
         return ref
+
+    def _forget_image(self, desired: DesiredWorkspace) -> bool:
+        """Drop the image of `desired` from the seen-present set; False if it was not in it."""
+        ref = desired.image_digest or desired.image
+        with self._lock:
+            if ref not in self._images:
+                return False
+            self._images.discard(ref)
+            return True
 
     def _remember(self, workspace_id: str, pending: _Pending) -> _Pending:
         """Record the first change since the last commit/rollback; a retry keeps the original."""
@@ -316,6 +357,7 @@ class DockerBackend:
                 return  # already done (a retry)
         image = self._image(desired)
         pending = self._remember(desired.id, _Pending(kind, prev_override=self.overrides.get(desired.id)))
+        pending.kept = True
         old_configs = self._effective(old)[1] if old is not None else ""
         if old is not None:
             self.objects.stop(old["Id"])
@@ -336,7 +378,8 @@ class DockerBackend:
             self._recreate(desired, secret_env, revision, ActionKind.RECREATE)
             return
         self.objects.owned_or_fail(current, desired.id, "update")
-        self._remember(desired.id, _Pending(ActionKind.UPDATE, prev_override=self.overrides.get(desired.id)))
+        pending = self._remember(desired.id, _Pending(ActionKind.UPDATE, prev_override=self.overrides.get(desired.id)))
+        pending.kept = True
         self._sync_configs(desired, str(current["Image"]), snapshot=True)
         self.overrides.put(
             desired.id,
@@ -369,6 +412,11 @@ class DockerBackend:
             self._pending.pop(workspace_id, None)
 
     def commit(self, workspace_id: str) -> None:
+        with self._lock:
+            pending = self._pending.get(workspace_id)
+            if pending is not None and pending.kept_nothing:
+                del self._pending[workspace_id]
+                return
         with mapped("committing", workspace_id):
             for prev in self.objects.prev_containers(workspace_id):
                 self.objects.remove_container(prev["Id"])

@@ -8,6 +8,7 @@ as done for stop and remove; a volume still in use is transient (retried).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from reconciler.errors import BackendError, TransientBackendError
 from reconciler.model.desired import DesiredWorkspace
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+CREATE_TOKEN = "reconciler.create-token"  # on volumes: random per create call (see `ensure_volume`)
 
 
 def memory_bytes(value: str) -> int:
@@ -70,12 +72,19 @@ class InstanceObjects:
             )
 
     def ensure_volume(self, workspace_id: str, name: str, role: str | None = None) -> bool:
-        """True when the volume was created now (fresh and empty)."""
+        """True when the volume was created now (fresh and empty). One round trip: the engine's
+        volume create returns the volume already there, labels and all, so a random token in the
+        create's labels tells "created by this call" from "was there before" exactly."""
         api = self._api()
+        token = uuid.uuid4().hex
+        labels = {**lb.auxiliary_labels(self.instance_id, workspace_id, role), CREATE_TOKEN: token}
         try:
-            existing = api.inspect_volume(name)
-        except docker.errors.NotFound:
-            api.create_volume(name, labels=lb.auxiliary_labels(self.instance_id, workspace_id, role))
+            existing = api.create_volume(name, labels=labels)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            existing = api.inspect_volume(name)  # an engine that refuses a create over an existing name
+        if (existing.get("Labels") or {}).get(CREATE_TOKEN) == token:
             return True
         if not lb.is_owned(existing.get("Labels"), self.instance_id, workspace_id):
             raise BackendError(
