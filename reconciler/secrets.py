@@ -43,6 +43,21 @@ class SecretStore:
                 return candidate
         return None
 
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """(path, size, mtime) of every file under the directory: changes when a secret is rotated."""
+        if self.directory is None or not self.directory.is_dir():
+            return ()
+        found: list[tuple[str, int, int]] = []
+        for dirpath, _dirs, files in os.walk(self.directory):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                found.append((path, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(found))
+
     def has(self, org: str, key: str, name: str) -> bool:
         return self._path(org, key, name) is not None
 

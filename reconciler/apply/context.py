@@ -9,17 +9,16 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.apply.gate import GateSettings
 from reconciler.apply.retry import RetryPolicy
 from reconciler.backends.base import Backend
 from reconciler.model.desired import DesiredWorkspace
+from reconciler.model.events import ApplyEvent, EventSink
 
 log = logging.getLogger(__name__)
 
 SecretLookup = Callable[[DesiredWorkspace], Mapping[str, str]]
-EventSink = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -37,12 +36,12 @@ class RunContext:
     interrupted: bool = False  # set when `stop` actually kept something from happening
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def emit(self, event: str, payload: dict[str, Any]) -> None:
+    def emit(self, event: ApplyEvent) -> None:
         """Tell the caller (CLI progress, status poster); a failing listener never breaks the run."""
         if self.on_event is None:
             return
         with self._lock:  # actions finish on pool threads; listeners see one event at a time
             try:
-                self.on_event(event, payload)
+                self.on_event(event)
             except Exception:
-                log.exception("event listener failed", extra={"action": event})
+                log.exception("event listener failed", extra={"action": type(event).__name__})

@@ -2,7 +2,7 @@
 
 The story of a run:
 1. a refused plan applies nothing: every tier SKIPPED, the run FAILED with the refusal;
-2. for each tier in order (canary, then production): `tier_started` event (the caller posts
+2. for each tier in order (canary, then production): a `TierStarted` event (the caller posts
    `pending`), apply its changes, gate on health, commit or roll back, delete (see `tiers.py`);
 3. a tier that does not succeed blocks the tiers after it (SKIPPED, `blocked_by` says why:
    "canary health gate failed", "canary failed: ...", "interrupted");
@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from reconciler.apply.context import EventSink, RunContext, SecretLookup
+from reconciler.apply.context import RunContext, SecretLookup
 from reconciler.apply.gate import GateSettings
 from reconciler.apply.retry import RetryPolicy
 from reconciler.apply.tiers import run_tier
 from reconciler.backends.base import Backend
 from reconciler.model.enums import TIER_ORDER, Outcome, Tier
+from reconciler.model.events import EventSink, TierDone
 from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult, TierResult, fold_outcomes
 
@@ -79,14 +80,14 @@ def apply_plan(
             blocked_by = "interrupted"
         if blocked_by is not None:
             tiers.append(_blocked(plan, tier, blocked_by))
-            ctx.emit("tier_done", {"tier": tier.value, "outcome": Outcome.SKIPPED.value, "result": tiers[-1]})
+            ctx.emit(TierDone(tiers[-1]))
             continue
         tier_result = run_tier(ctx, plan, tier)
         tiers.append(tier_result)
         outcome = tier_result.outcome.value
         log.info("tier done", extra={"revision": plan.revision, "tier": tier.value, "outcome": outcome,
                                      "duration_s": tier_result.duration_s})
-        ctx.emit("tier_done", {"tier": tier.value, "outcome": outcome, "result": tier_result})
+        ctx.emit(TierDone(tier_result))
         if tier_result.outcome is not Outcome.SUCCESS:
             blocked_by = blocked_reason(tier_result)
     first_error = next((t.message for t in tiers if t.outcome is Outcome.ERROR), None)
@@ -107,6 +108,6 @@ def blocked_reason(failed: TierResult) -> str:
 
 def _blocked(plan: Plan, tier: Tier, why: str) -> TierResult:
     actions = plan.for_tier(tier)
-    unchanged = sum(1 for a in actions if a.kind.value == "noop")
+    unchanged = len(actions) - sum(1 for a in plan.changes() if a.tier is tier)
     return TierResult(tier=tier, outcome=Outcome.SKIPPED, blocked_by=why, unchanged=unchanged,
                       message=f"not applied: {why}")

@@ -25,6 +25,7 @@ from reconciler.apply.gate import wait_healthy
 from reconciler.apply.retry import Attempts, call_with_retry
 from reconciler.errors import BackendError, ConfigError, ReconcilerError
 from reconciler.model.enums import ActionKind, Outcome, Tier
+from reconciler.model.events import ActionDone, GateDone, GateStarted, TierStarted
 from reconciler.model.plan import Action, Plan
 from reconciler.model.results import ActionResult, GateResult, TierResult
 
@@ -35,9 +36,9 @@ DONE = {ActionKind.CREATE: "created", ActionKind.UPDATE: "updated", ActionKind.R
 
 def run_tier(ctx: RunContext, plan: Plan, tier: Tier) -> TierResult:
     started = ctx.clock()
-    actions = [a for a in plan.for_tier(tier) if a.kind is not ActionKind.NOOP]
+    actions = [a for a in plan.changes() if a.tier is tier]
     unchanged = len(plan.for_tier(tier)) - len(actions)
-    ctx.emit("tier_started", {"tier": tier.value, "changes": len(actions), "unchanged": unchanged})
+    ctx.emit(TierStarted(tier, len(actions), unchanged))
     changes = [a for a in actions if a.kind is not ActionKind.DELETE]
     deletes = [a for a in actions if a.kind is ActionKind.DELETE]
 
@@ -61,10 +62,9 @@ def run_tier(ctx: RunContext, plan: Plan, tier: Tier) -> TierResult:
         ctx.interrupted = True
         return finish(Outcome.SKIPPED, results, message="interrupted")
 
-    ctx.emit("gate_started", {"tier": tier.value, "total": len(touched)})
+    ctx.emit(GateStarted(tier, len(touched)))
     gate = wait_healthy(ctx.backend, tier, touched, ctx.gate, clock=ctx.clock, sleep=ctx.sleep, stop=ctx.stop)
-    ctx.emit("gate_done", {"tier": tier.value, "outcome": gate.outcome.value, "healthy": gate.healthy,
-                           "total": gate.total, "duration_s": gate.duration_s, "message": gate.message})
+    ctx.emit(GateDone(gate))
     if gate.outcome is Outcome.FAILED:
         rolled = cleanup(ctx, "rollback", touched)
         return finish(Outcome.FAILED, results, gate, rolled, f"health gate failed: {gate.message}")
@@ -144,9 +144,7 @@ def _apply_one(ctx: RunContext, plan: Plan, action: Action, halt: _Halt) -> Acti
     log.info("action done", extra={"revision": plan.revision, "workspace": action.workspace_id,
                                    "action": action.kind.value, "outcome": outcome.value,
                                    "duration_s": result.duration_s})
-    ctx.emit("action_done", {"tier": action.tier.value, "workspace": action.workspace_id,
-                             "kind": action.kind.value, "outcome": outcome.value, "message": message,
-                             "attempts": attempts.count, "duration_s": result.duration_s})
+    ctx.emit(ActionDone(result))
     return result
 
 

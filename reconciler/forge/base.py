@@ -8,20 +8,11 @@ Forgejo), tests of other stages can use a fake that satisfies the same Protocol.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-
-class StatusState(StrEnum):
-    """Commit status states every supported forge accepts (`skipped` is Gitea >=1.25 only)."""
-
-    PENDING = "pending"
-    SUCCESS = "success"
-    ERROR = "error"
-    FAILURE = "failure"
-    WARNING = "warning"
+from reconciler.model.enums import StatusState
 
 
 class _Frozen(BaseModel):

@@ -1,6 +1,6 @@
 """The Gitea (and Forgejo) REST client: the `Forge` Protocol over `/api/v1`.
 
-Written against `shared/reference/gitea-api.md` (Gitea 1.21-1.25, Forgejo) and tolerant of what it
+Written against Gitea's documented API (Gitea 1.21-1.25, Forgejo) and tolerant of what it
 says varies: a status's state is read from `status` with a fallback to `state`, a branch tip from
 `commit.id` with a fallback to `commit.sha`, an empty combined status may be a zero object.
 Statuses are append-only on Gitea, so `post_status` lists first and skips an identical post; PR
@@ -13,12 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, Unpack
 from urllib.parse import parse_qs, quote, urlsplit
-
-import httpx
 
 from reconciler.errors import ForgeError
 from reconciler.forge.base import (
@@ -28,7 +25,7 @@ from reconciler.forge.base import (
     StatusState,
     StatusUpdate,
 )
-from reconciler.forge.http import ForgeHttp, Response
+from reconciler.forge.http import ForgeHttp, HttpOptions, Response
 from reconciler.logs import mask_secret
 from reconciler.model.text import one_line
 
@@ -58,17 +55,7 @@ def _mapped(call: Callable[P, T]) -> Callable[P, T]:
 class GiteaClient:
     """Talks to one repository (`owner/name`) on a Gitea or Forgejo server."""
 
-    def __init__(
-        self,
-        base_url: str,
-        repo: str,
-        token: str | None,
-        *,
-        timeout: float = 10,
-        max_attempts: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, repo: str, token: str | None, **http: Unpack[HttpOptions]) -> None:
         owner, _, name = repo.partition("/")
         if not owner or not name or "/" in name:
             raise ValueError(f"repo must be 'owner/name', got {repo!r}")
@@ -79,9 +66,7 @@ class GiteaClient:
             api_url += "/api/v1"
         self.repo = repo
         self._repo_path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-        self._http = ForgeHttp(
-            api_url, token, timeout=timeout, max_attempts=max_attempts, sleep=sleep, transport=transport
-        )
+        self._http = ForgeHttp(api_url, token, **http)
 
     def close(self) -> None:
         self._http.close()

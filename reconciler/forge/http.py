@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,20 +46,25 @@ class Response:
             raise ForgeError(f"Gitea {self.label}: response is not JSON", self.status_code) from None
 
 
+class HttpOptions(TypedDict, total=False):
+    """How a forge client talks HTTP: per-call timeout, tries, injected sleep, a test transport, read cap."""
+
+    timeout: float
+    max_attempts: int
+    sleep: Callable[[float], None]
+    transport: httpx.BaseTransport | None
+    max_bytes: int
+
+
 class ForgeHttp:
     """A retrying, size-bounded JSON client for one forge base URL (e.g. `http://host/api/v1`)."""
 
-    def __init__(
-        self,
-        api_url: str,
-        token: str | None,
-        *,
-        timeout: float = 10,
-        max_attempts: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-        max_bytes: int = MAX_RESPONSE_BYTES,
-    ) -> None:
+    def __init__(self, api_url: str, token: str | None, **options: Unpack[HttpOptions]) -> None:
+        timeout = options.get("timeout", 10)
+        max_attempts = options.get("max_attempts", 4)
+        sleep = options.get("sleep", time.sleep)
+        transport = options.get("transport")
+        max_bytes = options.get("max_bytes", MAX_RESPONSE_BYTES)
         self.api_url = api_url.rstrip("/")
         self._token = token or ""
         self.max_attempts = max(1, max_attempts)

@@ -16,13 +16,17 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PluginPinRef(Frozen):
-    """A plugin as one workspace uses it. `resolved_sha` is filled by pin resolution."""
+class PluginSource(Frozen):
+    """A plugin as `plugins.yaml` declares it: where it comes from and how it is followed."""
 
     name: str
     source: str
     track: str
     path: str | None = None
+
+
+class PluginPinRef(PluginSource):
+    """A plugin as one workspace uses it. `resolved_sha` is filled by pin resolution."""
     resolved_sha: str | None = None
     local_path: str | None = None  # cached checkout of resolved_sha (plugin subdir applied), for install
     content_hash: str | None = None  # tree content without SKILL.md files (filled once fetched)

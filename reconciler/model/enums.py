@@ -23,7 +23,11 @@ class ActionKind(StrEnum):
     UPDATE = "update"  # files/plugins in place
     RECREATE = "recreate"  # container spec changed, volume kept
     DELETE = "delete"
-    NOOP = "noop"
+    NOOP = "noop"  # already as desired
+    HOLD = "hold"  # a change held back: what it needs failed a health gate before (see plan/holds.py)
+
+
+CHANGE_KINDS: frozenset[ActionKind] = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.RECREATE})
 
 
 class Outcome(StrEnum):
@@ -33,11 +37,10 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the change is wrong (health gate, bad config): status `failure`
     ERROR = "error"  # the reconciler could not do its job (backend down): status `error`
     SKIPPED = "skipped"  # not attempted (blocked by an earlier tier, interrupted)
-    ROLLED_BACK = "rolled_back"
 
 
 class HealthState(StrEnum):
-    """Ordered from best to worst; `worst()` folds many into one."""
+    """What a backend says of one workspace's health."""
 
     HEALTHY = "healthy"
     STARTING = "starting"
@@ -45,7 +48,55 @@ class HealthState(StrEnum):
     UNHEALTHY = "unhealthy"
     MISSING = "missing"
 
-    @staticmethod
-    def worst(states: list[HealthState]) -> HealthState:
-        order = list(HealthState)
-        return max(states, key=order.index) if states else HealthState.HEALTHY
+
+class StatusState(StrEnum):
+    """Commit status states every supported forge accepts (`skipped` is Gitea >=1.25 only)."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    ERROR = "error"
+    FAILURE = "failure"
+    WARNING = "warning"
+
+
+class RunStatus(StrEnum):
+    """How one journalled run (or a pass of the CLI) ended; `RUNNING` until it does."""
+
+    RUNNING = "running"
+    SUCCESS = "success"  # converged (or planned, for a review)
+    NOOP = "noop"  # resync found nothing to change: nothing recorded
+    PLANNED = "planned"  # a pull request review: planned, nothing applied
+    HELD = "held"  # converged, except changes held back after a failed health gate (exit 1: not all applied)
+    FAILED = "failed"  # the change is wrong (config, guard, health gate): never retried as is
+    ERROR = "error"  # the reconciler could not do its job: retried with backoff
+    INTERRUPTED = "interrupted"  # stopped (SIGTERM, Ctrl-C, a dead process) before it was verified
+    SUPERSEDED = "superseded"  # a newer head replaced it before or while it ran
+    SKIPPED = "skipped"  # not run: already converged, or its last run failed
+
+    @property
+    def exit_code(self) -> int:
+        """CLI exit code: 0 ok, 1 the change is wrong, 2 the reconciler could not work, 130 interrupted."""
+        return EXIT_CODES.get(self, 2)
+
+
+EXIT_CODES: dict[RunStatus, int] = {
+    RunStatus.SUCCESS: 0, RunStatus.NOOP: 0, RunStatus.PLANNED: 0, RunStatus.SKIPPED: 0,
+    RunStatus.HELD: 1, RunStatus.FAILED: 1, RunStatus.ERROR: 2, RunStatus.INTERRUPTED: 130, RunStatus.SUPERSEDED: 130,
+}
+
+
+class Trigger(StrEnum):
+    """Why a run was asked for."""
+
+    PUSH = "push"  # a verified webhook
+    POLL = "poll"  # the poll saw the branch move
+    STARTUP = "startup"  # the first poll after start: converge whatever changed while down
+    RESYNC = "resync"  # the periodic re-plan against what runs
+    RETRY = "retry"  # an `error` run, tried again with backoff
+    PULL_REQUEST = "pull_request"  # a review of a pull request head
+    CLI = "cli"  # `reconciler apply`
+
+
+class RunKind(StrEnum):
+    APPLY = "apply"
+    REVIEW = "review"

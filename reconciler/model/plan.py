@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from reconciler.model.desired import DesiredWorkspace
 from reconciler.model.enums import ActionKind, Mode, Tier
+from reconciler.model.holds import Hold
 from reconciler.model.observed import ObservedWorkspace
 
 
@@ -21,6 +22,7 @@ class Action(BaseModel):
     desired: DesiredWorkspace | None = None
     observed: ObservedWorkspace | None = None
     restart: bool = True  # for UPDATE: False when only SKILL.md content changed
+    held_by: Hold | None = None  # for HOLD: the record that holds it; `reason` says what it would have done
 
 
 class Plan(BaseModel):
@@ -30,20 +32,25 @@ class Plan(BaseModel):
     mode: Mode = Mode.RECONCILE
     actions: tuple[Action, ...] = ()
     refused: str | None = None  # set when a guard refused: nothing may be applied
-    notes: tuple[str, ...] = Field(default=())
 
     def counts(self) -> Counter[ActionKind]:
         return Counter(a.kind for a in self.actions)
 
     def changes(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.kind is not ActionKind.NOOP)
+        """What apply would do: creates, updates, recreates and deletes (not NOOP, not HOLD)."""
+        return tuple(a for a in self.actions if a.kind not in (ActionKind.NOOP, ActionKind.HOLD))
+
+    def held(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind is ActionKind.HOLD)
 
     def for_tier(self, tier: Tier) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.tier is tier)
 
     def summary(self) -> str:
+        """The compact counts every rendering shares: `+1 ~2 -/+0 -0 =5` (and `!1` when held)."""
         c = self.counts()
+        held = f" !{c[ActionKind.HOLD]}" if c[ActionKind.HOLD] else ""
         return (
             f"+{c[ActionKind.CREATE]} ~{c[ActionKind.UPDATE]} -/+{c[ActionKind.RECREATE]} "
-            f"-{c[ActionKind.DELETE]} ={c[ActionKind.NOOP]}"
+            f"-{c[ActionKind.DELETE]} ={c[ActionKind.NOOP]}{held}"
         )

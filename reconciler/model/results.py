@@ -13,6 +13,7 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.model.enums import ActionKind, Outcome, Tier
+from reconciler.model.holds import Hold
 
 
 class _Frozen(BaseModel):
@@ -71,6 +72,7 @@ class RunResult(_Frozen):
     interrupted: bool = False
     refused: str | None = None  # the guard's message when the plan was refused
     error: str | None = None
+    new_holds: tuple[Hold, ...] = ()  # what failed a health gate in this run: held from now on
 
     def tier(self, tier: Tier) -> TierResult | None:
         return next((t for t in self.tiers if t.tier is tier), None)
@@ -78,21 +80,10 @@ class RunResult(_Frozen):
     def actions(self) -> tuple[ActionResult, ...]:
         return tuple(a for t in self.tiers for a in t.actions)
 
-    @property
-    def exit_code(self) -> int:
-        """0 success; 1 the change is wrong (gate failed, refused); 2 reconciler error; 130 interrupted."""
-        if self.outcome is Outcome.ERROR:
-            return 2
-        if self.outcome in (Outcome.FAILED, Outcome.ROLLED_BACK) or self.refused:
-            return 1
-        if self.interrupted:
-            return 130
-        return 0
-
 
 def fold_outcomes(outcomes: list[Outcome]) -> Outcome:
     """The run's outcome from its tiers': ERROR beats FAILED beats SKIPPED beats SUCCESS."""
-    for worst in (Outcome.ERROR, Outcome.FAILED, Outcome.ROLLED_BACK, Outcome.SKIPPED):
+    for worst in (Outcome.ERROR, Outcome.FAILED, Outcome.SKIPPED):
         if worst in outcomes:
-            return Outcome.FAILED if worst is Outcome.ROLLED_BACK else worst
+            return worst
     return Outcome.SUCCESS

@@ -6,19 +6,21 @@ No I/O and no clock: pins are resolved and the backend observed before this runs
 2. classify each pair: desired only -> CREATE, observed only -> DELETE (NOOP in merge mode), both ->
    NOOP / UPDATE (only files, plugins or SKILL.md differ; no restart when only SKILL.md did) /
    RECREATE (anything else, or not running), from the per-component `spec_parts`;
-3. order: canary tier first, then production; inside a tier deletes last; by id;
-4. guard (see `guards.py`).
+3. order: canary tier first, then production; inside a tier deletes last; by id.
+
+Holds (`holds.py`) and guards (`guards.py`) come after, in `reconciler.plan.plan`.
 
 Reasons name what differs (env key names, secret names, image references) and never a value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from reconciler.model.desired import DesiredState, DesiredWorkspace
 from reconciler.model.enums import TIER_ORDER, ActionKind, Mode
 from reconciler.model.observed import ObservedWorkspace, split_current
 from reconciler.model.plan import Action, Plan
-from reconciler.plan.guards import PlanPolicy, guard
 
 IN_PLACE = frozenset({"files", "plugins", "skills", "plugin"})
 NO_RESTART = frozenset({"skills", "plugin"})  # `plugin.<name>`: the pinned SHA alone (content has own parts)
@@ -29,9 +31,8 @@ REASON_ORDER = ("image", "plugin", "runtime", "model", "role", "name", "tier", "
 EXTERNAL_REASON = "runtime external: operator-run, not provisioned"
 
 
-def plan(desired: DesiredState, actual: list[ObservedWorkspace], policy: PlanPolicy | None = None) -> Plan:
-    """The ordered, guarded plan that turns `actual` into `desired`."""
-    policy = policy or PlanPolicy()
+def diff(desired: DesiredState, actual: Sequence[ObservedWorkspace], mode: Mode = Mode.RECONCILE) -> Plan:
+    """The ordered actions that turn `actual` into `desired` (before holds and guards)."""
     wanted = desired.by_id()
     observed, duplicates = split_current(actual)
     actions: list[Action] = []
@@ -40,11 +41,9 @@ def plan(desired: DesiredState, actual: list[ObservedWorkspace], policy: PlanPol
         if want is not None:
             actions.append(classify(want, have))
         elif have is not None:
-            actions.append(_unwanted(have, "not in repo", policy.mode))
-    actions += [_unwanted(o, f"duplicate of {o.id}", policy.mode) for o in duplicates]
-    ordered = tuple(sorted(actions, key=_order_key))
-    draft = Plan(revision=desired.revision, mode=policy.mode, actions=ordered)
-    return guard(desired, actual, draft, policy)
+            actions.append(_unwanted(have, "not in repo", mode))
+    actions += [_unwanted(o, f"duplicate of {o.id}", mode) for o in duplicates]
+    return Plan(revision=desired.revision, mode=mode, actions=tuple(sorted(actions, key=_order_key)))
 
 
 def classify(want: DesiredWorkspace, have: ObservedWorkspace | None) -> Action:

@@ -1,8 +1,8 @@
 """Safety guards on a plan, and the policy they read. Pure.
 
-A guard never raises: it returns the plan with `refused` set to a message a person can act on and
-every change turned into a NOOP whose reason still says what would have happened, so the table
-shows it and apply has nothing to do. Guards:
+A guard never raises: it returns the plan with `refused` set to a message a person can act on;
+the actions stay as they are (the table shows what would have happened) and apply applies
+nothing from a refused plan. Guards:
 
 - empty desired state: in `reconcile` mode, no provisioned workspace desired while managed ones
   exist is refused unless `allow_empty` (a broken render or a wrong ref must not wipe a fleet);
@@ -15,12 +15,14 @@ A render error never reaches the planner at all: the caller plans nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ActionKind, Mode
 from reconciler.model.observed import ObservedWorkspace
-from reconciler.model.plan import Action, Plan
+from reconciler.model.plan import Plan
 
 DEFAULT_DELETE_FRACTION = 0.25
 
@@ -40,7 +42,7 @@ class PlanPolicy(BaseModel):
 
 
 def refusal(
-    desired: DesiredState, actual: list[ObservedWorkspace], plan: Plan, policy: PlanPolicy
+    desired: DesiredState, actual: Sequence[ObservedWorkspace], plan: Plan, policy: PlanPolicy
 ) -> str | None:
     """The message of the first guard that refuses `plan`, or None when it may be applied."""
     managed = len(actual)
@@ -60,20 +62,10 @@ def refusal(
     return None
 
 
-def guard(desired: DesiredState, actual: list[ObservedWorkspace], plan: Plan, policy: PlanPolicy) -> Plan:
-    """`plan` unchanged when every guard passes; otherwise refused, with every change made a NOOP."""
+def guard(desired: DesiredState, actual: Sequence[ObservedWorkspace], plan: Plan, policy: PlanPolicy) -> Plan:
+    """`plan` unchanged when every guard passes; otherwise refused (and so applied by nobody)."""
     message = refusal(desired, actual, plan, policy)
-    if message is None:
-        return plan
-    neutral = tuple(_neutralise(a) for a in plan.actions)
-    return plan.model_copy(update={"refused": message, "actions": neutral})
-
-
-def _neutralise(action: Action) -> Action:
-    if action.kind is ActionKind.NOOP:
-        return action
-    reason = f"refused; would {action.kind.value}: {action.reason}"
-    return action.model_copy(update={"kind": ActionKind.NOOP, "reason": reason})
+    return plan if message is None else plan.model_copy(update={"refused": message})
 
 
 def _s(n: int) -> str:

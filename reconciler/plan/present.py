@@ -17,6 +17,7 @@ MARKERS: dict[ActionKind, str] = {
     ActionKind.RECREATE: "-/+",
     ActionKind.DELETE: "-",
     ActionKind.NOOP: "=",
+    ActionKind.HOLD: "!",
 }
 HEADERS = ("", "tier", "workspace", "action", "reason")
 
@@ -26,8 +27,15 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {c[ActionKind.CREATE]} to create, {c[ActionKind.UPDATE]} to update, "
         f"{c[ActionKind.RECREATE]} to recreate, {c[ActionKind.DELETE]} to delete, "
-        f"{c[ActionKind.NOOP]} unchanged."
+        f"{c[ActionKind.NOOP]} unchanged{f', {c[ActionKind.HOLD]} held' if c[ActionKind.HOLD] else ''}."
     )
+
+
+def shown(plan: Plan, verbose: bool = False) -> tuple[Action, ...]:
+    """What a rendering lists: every action when verbose or refused, else the changes and holds."""
+    if verbose or plan.refused:
+        return plan.actions
+    return tuple(a for a in plan.actions if a.kind is not ActionKind.NOOP)
 
 
 def action_label(action: Action) -> str:
@@ -37,8 +45,7 @@ def action_label(action: Action) -> str:
 
 
 def _rows(plan: Plan, verbose: bool) -> list[tuple[str, str, str, str, str]]:
-    shown = plan.actions if verbose or plan.refused else plan.changes()
-    return [(MARKERS[a.kind], a.tier.value, a.workspace_id, action_label(a), a.reason) for a in shown]
+    return [(MARKERS[a.kind], a.tier.value, a.workspace_id, action_label(a), a.reason) for a in shown(plan, verbose)]
 
 
 def render_table(plan: Plan, verbose: bool = False) -> str:
@@ -62,7 +69,6 @@ def render_table(plan: Plan, verbose: bool = False) -> str:
     lines.append(summary_line(plan))
     if plan.refused:
         lines.append(f"REFUSED: {plan.refused}")
-    lines.extend(f"note: {n}" for n in plan.notes)
     return "\n".join(lines)
 
 
@@ -76,7 +82,7 @@ def render_markdown(plan: Plan, revision: str | None) -> str:
     out = [f"### Reconciler plan{f' for `{rev}`' if rev else ''} ({plan.mode.value} mode)", ""]
     if plan.refused:
         out += [f"> **Refused:** {_md(plan.refused)}", ""]
-    changes = plan.changes() if not plan.refused else plan.actions
+    changes = shown(plan)
     if changes:
         out += _md_table(changes)
     else:
@@ -106,7 +112,6 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "revision": plan.revision,
         "mode": plan.mode.value,
         "refused": plan.refused,
-        "notes": list(plan.notes),
         "summary": {kind.value: c[kind] for kind in ActionKind},
         "actions": [_action_json(a) for a in plan.actions],
     }
@@ -115,10 +120,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 def _action_json(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": a.kind.value,
-        "workspace": a.workspace_id,
+        "workspace_id": a.workspace_id,
         "tier": a.tier.value,
         "reason": a.reason,
         "restart": a.restart,
+        "held_by": a.held_by.model_dump(mode="json") if a.held_by else None,
         "desired": None,
         "observed": None,
     }

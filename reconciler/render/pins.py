@@ -11,6 +11,7 @@ one is in `reconciler.source.pins`); this module only transforms values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -45,17 +46,51 @@ def effective_track(pin: PluginPinRef, installed: Mapping[str, str]) -> str:
     return pin.track
 
 
-def resolve_pins(
+PluginKey = tuple[str, str, str | None]  # (source, effective track, path)
+Installed = Mapping[str, Mapping[str, str]]  # workspace id -> plugin name -> SHA it runs
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What upstream says right now: a digest per image reference, a commit (and content) per plugin pin."""
+
+    images: dict[str, str] = field(default_factory=dict)  # reference -> repo@sha256:...
+    plugins: dict[PluginKey, PluginPinRef] = field(default_factory=dict)
+
+    def key(self) -> tuple[object, ...]:
+        """A hashable value that changes when anything upstream moved (for caching the pinned state)."""
+        plugins = sorted((k, p.resolved_sha, p.content_hash, p.skills_hash) for k, p in self.plugins.items())
+        return (tuple(sorted(self.images.items())), tuple((repr(k), *rest) for k, *rest in plugins))
+
+
+def resolve_upstream(
     state: DesiredState,
     resolver: PinResolver,
-    installed: Mapping[str, Mapping[str, str]] | None = None,
-) -> DesiredState:
-    """Digests and plugin SHAs filled in, spec hashes recomputed. `installed` is {workspace id:
-    {plugin name: SHA}} as the backend reports it (`ObservedWorkspace.plugins`): a `track: none`
-    plugin stays on that SHA; only a workspace that does not have it yet gets the current HEAD."""
+    installed: Installed | None = None,
+) -> Resolution:
+    """Ask upstream once per distinct image reference and plugin pin (the only I/O of pinning)."""
     installed = installed or {}
-    images: dict[str, str] = {}
-    plugins: dict[tuple[str, str, str | None], PluginPinRef] = {}
+    found = Resolution()
+    for ws in state.workspaces:
+        if not ws.provisioned:
+            continue
+        if ws.image and ws.image not in found.images:
+            found.images[ws.image] = pinned_image(ws.image, resolver)
+        for pin in ws.plugins:
+            track = effective_track(pin, installed.get(ws.id, {}))
+            key = (pin.source, track, pin.path)
+            if key not in found.plugins:
+                sha, local = resolver.plugin(pin.model_copy(update={"track": track}))
+                files = scan_files(local, local, f"plugin {pin.name}@{sha[:12]}", Location("plugins.yaml"))
+                found.plugins[key] = pin.model_copy(update={
+                    "resolved_sha": sha, "local_path": str(local),
+                    "content_hash": files.content_hash, "skills_hash": files.skills_hash,
+                })
+    return found
+
+
+def apply_resolution(state: DesiredState, found: Resolution, installed: Installed) -> DesiredState:
+    """Digests and plugin SHAs filled in, spec hashes recomputed. Pure."""
     out: list[DesiredWorkspace] = []
     for ws in state.workspaces:
         if not ws.provisioned:
@@ -63,25 +98,22 @@ def resolve_pins(
             continue
         update: dict[str, object] = {}
         if ws.image:
-            if ws.image not in images:
-                images[ws.image] = pinned_image(ws.image, resolver)
-            update["image_digest"] = images[ws.image]
-        resolved = []
-        for pin in ws.plugins:
-            track = effective_track(pin, installed.get(ws.id, {}))
-            key = (pin.source, track, pin.path)
-            if key not in plugins:
-                sha, local = resolver.plugin(pin.model_copy(update={"track": track}))
-                files = scan_files(local, local, f"plugin {pin.name}@{sha[:12]}", Location("plugins.yaml"))
-                plugins[key] = pin.model_copy(
-                    update={
-                        "resolved_sha": sha,
-                        "local_path": str(local),
-                        "content_hash": files.content_hash,
-                        "skills_hash": files.skills_hash,
-                    }
-                )
-            resolved.append(plugins[key].model_copy(update={"name": pin.name, "track": pin.track}))
-        update["plugins"] = tuple(resolved)
+            update["image_digest"] = found.images[ws.image]
+        update["plugins"] = tuple(
+            found.plugins[(pin.source, effective_track(pin, installed.get(ws.id, {})), pin.path)].model_copy(
+                update={"name": pin.name, "track": pin.track})
+            for pin in ws.plugins
+        )
         out.append(with_spec(ws.model_copy(update=update)))
     return state.model_copy(update={"workspaces": tuple(out)})
+
+
+def resolve_pins(
+    state: DesiredState,
+    resolver: PinResolver,
+    installed: Installed | None = None,
+) -> DesiredState:
+    """Digests and plugin SHAs filled in, spec hashes recomputed. `installed` is {workspace id:
+    {plugin name: SHA}} as the backend reports it (`ObservedWorkspace.plugins`): a `track: none`
+    plugin stays on that SHA; only a workspace that does not have it yet gets the current HEAD."""
+    return apply_resolution(state, resolve_upstream(state, resolver, installed), installed or {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, PluginSource
 from reconciler.model.observed import ObservedWorkspace, current_of
 
 
@@ -20,11 +20,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PluginLock(_Frozen):
-    name: str
-    source: str
-    track: str
-    path: str | None = None
+class PluginLock(PluginSource):
     resolved_sha: str | None
     workspaces: tuple[str, ...]
 

@@ -1,28 +1,29 @@
-"""Commit statuses as pure values: one `StatusLine` per context from a run's results. No I/O.
+"""Commit statuses as pure values: one `StatusLine` per context from a pass's outcome. No I/O.
 
-Contexts: `reconciler/canary` and `reconciler/production` on the watched branch. States are
-plain strings: `pending` when a tier starts, then `success`, `failure` (the change is wrong: bad
-config, health gate failed, plan refused) or `error` (the reconciler could not do its job: backend
-down, interrupted). Descriptions are one line of at most 140 characters, e.g.
-`canary: 2 created, 1 updated · 3/3 healthy in 14s`. The forge client has its own StatusUpdate
-model; the caller maps StatusLine to it and posts only when a line changed.
+Contexts: `reconciler/canary` and `reconciler/production` on the watched branch, `reconciler/plan`
+on pull request heads. `pending` when a tier starts, then `success`, `failure` (the change is
+wrong: bad config, health gate failed, plan refused, a change held) or `error` (the reconciler
+could not do its job: backend down, interrupted). Descriptions are one line of at most 140
+characters, e.g. `canary: 2 created, 1 updated · 3/3 healthy in 14s`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model.enums import TIER_ORDER, ActionKind, Outcome, Tier
+from reconciler.forge.base import StatusUpdate
+from reconciler.model.enums import TIER_ORDER, ActionKind, Outcome, StatusState, Tier
+from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult, TierResult
+from reconciler.model.text import one_line
 
-MAX_DESCRIPTION = 140
 CONTEXTS: dict[Tier, str] = {Tier.CANARY: "reconciler/canary", Tier.PRODUCTION: "reconciler/production"}
-STATE_OF: dict[Outcome, str] = {
-    Outcome.SUCCESS: "success",
-    Outcome.FAILED: "failure",
-    Outcome.ROLLED_BACK: "failure",
-    Outcome.ERROR: "error",
-    Outcome.SKIPPED: "error",  # not applied: refined by what blocked it (see run_statuses)
+PLAN_CONTEXT = "reconciler/plan"
+STATE_OF: dict[Outcome, StatusState] = {
+    Outcome.SUCCESS: StatusState.SUCCESS,
+    Outcome.FAILED: StatusState.FAILURE,
+    Outcome.ERROR: StatusState.ERROR,
+    Outcome.SKIPPED: StatusState.ERROR,  # not applied: refined by what blocked it (see run_statuses)
 }
 PAST_TENSE = {ActionKind.CREATE: "created", ActionKind.UPDATE: "updated",
               ActionKind.RECREATE: "recreated", ActionKind.DELETE: "deleted"}
@@ -31,14 +32,16 @@ PAST_TENSE = {ActionKind.CREATE: "created", ActionKind.UPDATE: "updated",
 @dataclass(frozen=True)
 class StatusLine:
     context: str
-    state: str  # pending | success | failure | error
+    state: StatusState
     description: str
 
+    def update(self, target_url: str) -> StatusUpdate:
+        """The forge's value for this line, linking to the run page."""
+        return StatusUpdate(context=self.context, state=self.state, description=self.description,
+                            target_url=target_url)
 
-def one_line(text: str, limit: int = MAX_DESCRIPTION) -> str:
-    """First line of `text`, whitespace squeezed, cut to `limit` characters with an ellipsis."""
-    line = " ".join((text.strip().splitlines() or [""])[0].split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    def as_json(self) -> dict[str, str]:
+        return {"context": self.context, "state": self.state.value, "description": self.description}
 
 
 def format_duration(seconds: float) -> str:
@@ -50,14 +53,19 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def _line(tier: Tier, state: str, text: str) -> StatusLine:
+def _line(tier: Tier, state: StatusState, text: str) -> StatusLine:
     return StatusLine(CONTEXTS[tier], state, one_line(f"{tier.value}: {text}"))
 
 
+def each_tier(state: StatusState, text: str) -> list[StatusLine]:
+    """The same line on both tier contexts (`<tier>: <text>`)."""
+    return [_line(t, state, text) for t in TIER_ORDER]
+
+
 def tier_pending(tier: Tier, changes: int) -> StatusLine:
-    """Posted when a tier starts (the `tier_started` event of apply)."""
+    """Posted when a tier starts (apply's `TierStarted` event)."""
     what = f"applying {changes} change{'' if changes == 1 else 's'}" if changes else "checking, no changes"
-    return _line(tier, "pending", what)
+    return _line(tier, StatusState.PENDING, what)
 
 
 def counts_text(result: TierResult) -> str:
@@ -66,53 +74,91 @@ def counts_text(result: TierResult) -> str:
     return ", ".join(parts)
 
 
-def tier_status(tier: Tier, result: TierResult | None, *, blocked_state: str = "failure") -> StatusLine:
+def tier_status(tier: Tier, result: TierResult | None, *,
+                blocked_state: StatusState = StatusState.FAILURE) -> StatusLine:
     """The final line for one tier. `result` None: the tier has not started (pending).
 
     `blocked_state` is the state of a tier that was not applied because an earlier one did not
     pass (`failure` after a failed canary, `error` after a reconciler error or an interrupt).
     """
     if result is None:
-        return _line(tier, "pending", "waiting for the earlier tier")
+        return _line(tier, StatusState.PENDING, "waiting for the earlier tier")
     if result.blocked_by:
         return _line(tier, blocked_state, f"not applied: {result.blocked_by}")
     done = counts_text(result)
     if result.outcome is Outcome.SUCCESS:
         if not done:
-            return _line(tier, "success", f"up to date ({result.unchanged} unchanged)")
+            return _line(tier, StatusState.SUCCESS, f"up to date ({result.unchanged} unchanged)")
         gate = result.gate
         health = f" · {gate.healthy}/{gate.total} healthy" if gate and gate.total else ""
-        return _line(tier, "success", f"{done}{health} in {format_duration(result.duration_s)}")
+        return _line(tier, StatusState.SUCCESS, f"{done}{health} in {format_duration(result.duration_s)}")
     rolled = "; rolled back" if result.rolled_back else ""
     if result.gate is not None and result.gate.outcome is Outcome.FAILED:
-        return _line(tier, "failure", f"health gate failed: {result.gate.message}{rolled}")
+        return _line(tier, StatusState.FAILURE, f"health gate failed: {result.gate.message}{rolled}")
     if result.outcome is Outcome.SKIPPED:
-        return _line(tier, "error", f"interrupted{f' after {done}' if done else ''}; not verified")
+        return _line(tier, StatusState.ERROR, f"interrupted{f' after {done}' if done else ''}; not verified")
     state = STATE_OF[result.outcome]
-    prefix = "could not apply" if state == "error" else "failed"
+    prefix = "could not apply" if state is StatusState.ERROR else "failed"
     return _line(tier, state, f"{prefix}: {result.message}{rolled}")
 
 
-def run_statuses(run: RunResult) -> list[StatusLine]:
-    """Final lines for both tier contexts of one run, in tier order."""
+def run_statuses(run: RunResult, plan: Plan | None = None) -> list[StatusLine]:
+    """Final lines for both tier contexts of one applied plan, in tier order, its holds included."""
     if run.refused:
-        return [_line(t, "failure", f"refused: {run.refused}") for t in TIER_ORDER]
+        return each_tier(StatusState.FAILURE, f"refused: {run.refused}")
     lines: list[StatusLine] = []
-    blocked_state = "failure"
+    blocked_state = StatusState.FAILURE
     for tier in TIER_ORDER:
         result = run.tier(tier)
-        lines.append(tier_status(tier, result, blocked_state=blocked_state))
+        line = tier_status(tier, result, blocked_state=blocked_state)
+        lines.append(_with_holds(line, tier, plan) if plan is not None else line)
         if result is not None and not result.blocked_by and result.outcome is not Outcome.SUCCESS:
-            blocked_state = "failure" if result.outcome is Outcome.FAILED else "error"
+            blocked_state = StatusState.FAILURE if result.outcome is Outcome.FAILED else StatusState.ERROR
     return lines
+
+
+def _with_holds(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
+    """A tier with held changes is not at its desired state: it says what is held and why (`failure`)."""
+    held = [a for a in plan.held() if a.tier is tier]
+    if not held or line.state is StatusState.PENDING:
+        return line
+    if line.state in (StatusState.FAILURE, StatusState.ERROR):  # something else went wrong too: that first
+        return StatusLine(line.context, line.state, one_line(f"{line.description}; {len(held)} held"))
+    count = f"{len(held)} held" if len(held) > 1 else "held"
+    return _line(tier, StatusState.FAILURE, f"{count}: {held[0].reason}")
 
 
 def config_error_statuses(first_error_text: str) -> list[StatusLine]:
     """A render error: nothing planned, both contexts `failure` naming the first error's file:line."""
     text = one_line(f"invalid config: {first_error_text}")
-    return [StatusLine(CONTEXTS[t], "failure", text) for t in TIER_ORDER]
+    return [StatusLine(CONTEXTS[t], StatusState.FAILURE, text) for t in TIER_ORDER]
 
 
 def error_statuses(message: str) -> list[StatusLine]:
     """The reconciler could not do its job before any tier ran (e.g. backend unreachable)."""
-    return [_line(t, "error", f"not applied: {message}") for t in TIER_ORDER]
+    return each_tier(StatusState.ERROR, f"not applied: {message}")
+
+
+def planning_statuses(revision: str) -> list[StatusLine]:
+    """`pending` on both tiers the moment a run starts (before anything is fetched)."""
+    return each_tier(StatusState.PENDING, f"planning {revision[:12]}")
+
+
+def superseded_statuses(by: str, *, verified: bool) -> list[StatusLine]:
+    when = "before it was verified" if verified else "before it was applied"
+    return each_tier(StatusState.ERROR, f"superseded by {by[:12]} {when}")
+
+
+def plan_status(plan: Plan) -> StatusLine:
+    """`reconciler/plan` on a pull request head that planned: its compact counts, or the refusal."""
+    if plan.refused:
+        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, one_line(f"refused: {plan.refused}"))
+    return StatusLine(PLAN_CONTEXT, StatusState.SUCCESS, one_line(plan.summary()))
+
+
+def plan_error_status(message: str, *, invalid: bool) -> StatusLine:
+    """`reconciler/plan` when there is no plan: the config is invalid (`failure`) or the reconciler failed."""
+    if invalid:
+        first = (message.strip().splitlines() or ["invalid config"])[0]
+        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, one_line(f"invalid config: {first}"))
+    return StatusLine(PLAN_CONTEXT, StatusState.ERROR, one_line(f"could not plan: {message}"))

@@ -1,8 +1,9 @@
-"""Real smart-HTTP git for tests: `git http-backend` run as CGI behind a small threaded WSGI server.
+"""Real smart-HTTP git: `git http-backend` run as CGI behind a small threaded WSGI server.
 
 Repositories live as bare repos under `root` (`<root>/<owner>/<name>.git`), served at
 `http://127.0.0.1:<port>/<owner>/<name>.git`. Pushes are enabled (`http.receivepack=true`).
-`GitHttpApp` is a plain WSGI app so the Gitea emulator can mount it next to its REST API.
+`GitHttpApp` is a plain WSGI app so the tests' Gitea emulator can mount it next to its REST API;
+scripts/demo_forge.py serves the example's plugin repositories with it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Developer tools shared by scripts/ and tests/ (not part of the shipped `reconciler` package)."""
