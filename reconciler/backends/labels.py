@@ -1,6 +1,6 @@
 """Docker label names, their (de)serialisation, and the names of containers and volumes.
 
-Labels are the reconciler's only memory of what it runs (DESIGN: "Actual state and ownership"):
+Labels are the reconciler's only memory of what it runs (nothing else is read back to know it):
 `list_owned` rebuilds the observed state from them alone, so everything the plan compares lives
 here (spec hash, spec parts, tier, revision, image, installed plugin SHAs). No secret value ever reaches a label: the
 desired workspace carries only keyed digests of secrets, and secret env is never passed in here.

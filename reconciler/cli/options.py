@@ -1,62 +1,99 @@
-"""Command-line options shared by `plan`, `apply`, `pins` and `run`: one declaration each, every one
-also readable from `RECONCILER_<FLAG>`, plus the small helpers the commands share."""
+"""The operator's flags, declared once: every one also readable from `RECONCILER_<FLAG>`.
+
+A command declares only its own parameters and asks for the shared groups with `@operator(...)`;
+the decorator adds those flags to the command's signature (typer reads it) and hands the command
+one frozen `Settings` built from them. So `plan`, `apply`, `pins` and `run` cannot disagree on a
+flag's name, default or meaning.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
 from reconciler.errors import ConfigError, ConfigErrors, ReconcilerError
-from reconciler.wiring import DEFAULT_SECRETS, DEFAULT_STATE
+from reconciler.model.enums import Mode
+from reconciler.pipeline.settings import DEFAULT_SECRETS, DEFAULT_STATE, Settings
 
-__all__ = ["DEFAULT_SECRETS", "DEFAULT_STATE"]
+
+def _option(flag: str, help: str, **extra: Any) -> Any:
+    return typer.Option(flag, envvar="RECONCILER_" + flag.lstrip("-").replace("-", "_").upper(), help=help, **extra)
+
 
 PathArg = Annotated[Path, typer.Argument(help="Config repository directory", exists=False)]
-SecretsDir = Annotated[
-    Path | None,
-    typer.Option("--secrets-dir", envvar="RECONCILER_SECRETS_DIR", help="Secret values (default for plan/apply: "
-                 "~/.config/reconciler/secrets; validate/render check secrets only when given)"),
-]
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", envvar="RECONCILER_STATE_DIR", help="Mirrors, caches, keys, journal")
-]
-Source = Annotated[
-    str, typer.Option("--source", envvar="RECONCILER_SOURCE", help="Config repo: directory, local git repo or URL")
-]
-Ref = Annotated[str | None, typer.Option("--ref", envvar="RECONCILER_REF", help="Branch, tag or SHA (default: HEAD)")]
-ModeOpt = Annotated[
-    str | None, typer.Option("--mode", envvar="RECONCILER_MODE", help="reconcile or merge (default: reconciler.yaml)")
-]
-AllowEmpty = Annotated[
-    bool, typer.Option("--allow-empty", envvar="RECONCILER_ALLOW_EMPTY", help="Let an empty repo delete everything")
-]
-MaxDelete = Annotated[
-    int | None, typer.Option("--max-delete", envvar="RECONCILER_MAX_DELETE", help="Cap on deletions per run")
-]
-InstanceId = Annotated[
-    str, typer.Option("--instance-id", envvar="RECONCILER_INSTANCE_ID", help="Owns only workspaces labelled with it")
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-GiteaUrl = Annotated[str | None, typer.Option("--gitea-url", envvar="RECONCILER_GITEA_URL", help="Post statuses")]
-GiteaRepo = Annotated[str | None, typer.Option("--gitea-repo", envvar="RECONCILER_GITEA_REPO", help="owner/name")]
-GiteaTokenFile = Annotated[
-    Path | None, typer.Option("--gitea-token-file", envvar="RECONCILER_GITEA_TOKEN_FILE", help="API and git token")
-]
-PublicUrl = Annotated[
-    str, typer.Option("--public-url", envvar="RECONCILER_PUBLIC_URL", help="Base URL of the run page for statuses")
-]
-Concurrency = Annotated[int, typer.Option("--concurrency", envvar="RECONCILER_CONCURRENCY", min=1, max=64)]
-HealthTimeout = Annotated[
-    float | None, typer.Option("--health-timeout", envvar="RECONCILER_HEALTH_TIMEOUT", help="Seconds per tier gate")
-]
-RegistryCreds = Annotated[
-    Path | None,
-    typer.Option("--registry-credentials", envvar="RECONCILER_REGISTRY_CREDENTIALS", help="docker config.json"),
-]
+SecretsDir = Annotated[Path | None, _option("--secrets-dir", "Secret values (checked only when given)")]
+StateDir = Annotated[Path, _option("--state-dir", "Mirrors, caches, keys, journal")]
+
+# name -> (annotation, default); the groups a command can ask for
+_Flag = tuple[Any, Any]
+SOURCE: dict[str, _Flag] = {
+    "source": (Annotated[str, _option("--source", "Config repo: directory, local git repo or URL")], ...),
+    "ref": (Annotated[str | None, _option("--ref", "Branch, tag or SHA (default: HEAD)")], None),
+}
+OPERATOR: dict[str, _Flag] = {
+    "instance_id": (Annotated[str, _option("--instance-id", "Owns only workspaces labelled with it")], "default"),
+    "state_dir": (StateDir, DEFAULT_STATE),
+    "secrets_dir": (Annotated[Path | None, _option(
+        "--secrets-dir", f"Secret values (default: {DEFAULT_SECRETS})")], None),
+    "registry_credentials": (Annotated[Path | None, _option("--registry-credentials", "docker config.json")], None),
+    "gitea_token_file": (Annotated[Path | None, _option("--gitea-token-file", "API and git token")], None),
+}
+POLICY: dict[str, _Flag] = {
+    "mode": (Annotated[Mode | None, _option("--mode", "reconcile or merge (default: reconciler.yaml)")], None),
+    "allow_empty": (Annotated[bool, _option("--allow-empty", "Let an empty repo delete everything")], False),
+    "max_delete": (Annotated[int | None, _option("--max-delete", "Cap on deletions per run", min=0)], None),
+}
+APPLY: dict[str, _Flag] = {
+    "concurrency": (Annotated[int, _option("--concurrency", "Workspaces changed at once inside a tier",
+                                           min=1, max=64)], 4),
+    "health_timeout_s": (Annotated[float | None, _option("--health-timeout", "Seconds per tier gate")], None),
+}
+FORGE: dict[str, _Flag] = {
+    "gitea_url": (Annotated[str | None, _option("--gitea-url", "Gitea base URL: post statuses there")], None),
+    "gitea_repo": (Annotated[str | None, _option("--gitea-repo", "owner/name of the config repo on Gitea")], None),
+    "public_url": (Annotated[str, _option("--public-url", "Base URL of the run pages, for status links")], ""),
+}
+
+
+def operator(*groups: dict[str, _Flag], default_secrets: bool = True) -> Callable[[Callable[..., None]], Any]:
+    """Add the flags of `groups` to a command; it receives `source`/`ref` (if asked) and `settings`.
+
+    `default_secrets`: without `--secrets-dir`, use the default directory (plan/apply/run) or check
+    no secrets at all (pins).
+    """
+    flags = {name: flag for group in groups for name, flag in group.items()}
+
+    def decorate(command: Callable[..., None]) -> Any:
+        hints = typing.get_type_hints(command, include_extras=True)  # the command's own annotations, resolved
+        declared = inspect.signature(command).parameters.values()
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in declared
+               if p.name != "settings" and p.name not in flags]
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
+                                    default=inspect.Parameter.empty if default is ... else default)
+                  for name, (ann, default) in flags.items()]
+        params = shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(command, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+        def wrapper(**kwargs: Any) -> None:
+            values = {name: kwargs.pop(name) for name in flags if name not in SOURCE}
+            if default_secrets and "secrets_dir" in values and values["secrets_dir"] is None:
+                values["secrets_dir"] = DEFAULT_SECRETS
+            command(settings=build_settings(**values), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
 
 
 def read_secret_file(path: Path | None, what: str = "token file") -> str | None:
@@ -75,19 +112,13 @@ def read_secret_file(path: Path | None, what: str = "token file") -> str | None:
     return value or None
 
 
-def read_token(path: Path | None) -> str | None:
-    return read_secret_file(path, "token file")
-
-
-def parse_mode(mode: str | None):  # type: ignore[no-untyped-def]
-    from reconciler.model.enums import Mode
-
-    if mode is None:
-        return None
-    if mode not in ("reconcile", "merge"):
-        typer.echo(f"error: --mode must be reconcile or merge, got {mode!r}", err=True)
+def build_settings(*, gitea_token_file: Path | None = None, **values: Any) -> Settings:
+    """The one `Settings` of this invocation, from the flags given (the token read from its file)."""
+    token = read_secret_file(gitea_token_file, "token file")
+    if values.get("gitea_url") and not values.get("gitea_repo"):
+        typer.echo("error: --gitea-url needs --gitea-repo owner/name", err=True)
         raise typer.Exit(2)
-    return Mode(mode)
+    return Settings(token=SecretStr(token) if token else None, **values)
 
 
 @contextmanager

@@ -1,7 +1,5 @@
 """`reconciler run`: the daemon command. Same source, forge and backend flags as `apply`, plus the
-daemon's own; every flag also as `RECONCILER_<FLAG>`. `cli.py` imports and registers it, so the
-entry point is `reconciler.cli`.
-"""
+daemon's own; every flag also as `RECONCILER_<FLAG>`."""
 
 from __future__ import annotations
 
@@ -10,26 +8,8 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli_options import (
-    DEFAULT_SECRETS,
-    DEFAULT_STATE,
-    AllowEmpty,
-    Concurrency,
-    GiteaRepo,
-    GiteaTokenFile,
-    GiteaUrl,
-    HealthTimeout,
-    InstanceId,
-    MaxDelete,
-    ModeOpt,
-    PublicUrl,
-    RegistryCreds,
-    SecretsDir,
-    Source,
-    StateDir,
-    parse_mode,
-    read_secret_file,
-)
+from reconciler.cli.options import APPLY, FORGE, OPERATOR, POLICY, SOURCE, operator, read_secret_file
+from reconciler.pipeline.settings import Settings
 
 Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="Branch to watch and converge")]
 Listen = Annotated[str, typer.Option("--listen", envvar="RECONCILER_LISTEN", help="HOST:PORT of the HTTP server")]
@@ -55,38 +35,27 @@ def _listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+@operator(SOURCE, OPERATOR, POLICY, APPLY, FORGE)
 def run_command(
-    source: Source,
+    settings: Settings,
+    source: str,
+    ref: str | None,
     branch: Branch = "main",
     listen: Listen = "127.0.0.1:8080",
-    state_dir: StateDir = DEFAULT_STATE,
     poll_interval: PollInterval = 60.0,
     resync_interval: ResyncInterval = 600.0,
     webhook_secret_file: WebhookSecretFile = None,
-    public_url: PublicUrl = "",
-    mode: ModeOpt = None,
-    allow_empty: AllowEmpty = False,
-    max_delete: MaxDelete = None,
-    instance_id: InstanceId = "default",
-    secrets_dir: SecretsDir = None,
-    gitea_url: GiteaUrl = None,
-    gitea_repo: GiteaRepo = None,
-    gitea_token_file: GiteaTokenFile = None,
-    concurrency: Concurrency = 4,
-    health_timeout: HealthTimeout = None,
-    registry_credentials: RegistryCreds = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the daemon: watch a branch (webhooks + poll), converge each new head, review pull requests,
     resync drift, serve /runs, /healthz, /metrics and /hooks/gitea."""
-    from pydantic import SecretBytes, SecretStr
+    from pydantic import SecretBytes
 
     from reconciler.daemon import logctx
     from reconciler.daemon.lock import AlreadyRunning
     from reconciler.daemon.service import Daemon, DaemonSettings
     from reconciler.logs import setup_logging
     from reconciler.source.checkout import is_git_source
-    from reconciler.wiring import Options
 
     setup_logging(log_level)
     logctx.install()
@@ -94,40 +63,26 @@ def run_command(
     if not is_git_source(source):
         typer.echo(f"error: the daemon needs a git source (URL or repository), not {source!r}", err=True)
         raise typer.Exit(2)
-    if gitea_url and not gitea_repo:
-        typer.echo("error: --gitea-url needs --gitea-repo owner/name", err=True)
+    if ref is not None:
+        typer.echo("error: the daemon follows --branch; --ref is for plan and apply", err=True)
         raise typer.Exit(2)
-    token = read_secret_file(gitea_token_file, "token file")
+    if not settings.public_url:
+        settings = settings.model_copy(update={"public_url": f"http://{listen}"})
     secret = read_secret_file(webhook_secret_file, "webhook secret file")
     if secret is None:
         typer.echo("warning: no --webhook-secret-file: /hooks/gitea is off, polling only", err=True)
-    options = Options(
-        instance_id=instance_id,
-        state_dir=state_dir,
-        secrets_dir=secrets_dir or DEFAULT_SECRETS,
-        mode=parse_mode(mode),
-        allow_empty=allow_empty,
-        max_delete=max_delete,
-        concurrency=concurrency,
-        health_timeout_s=health_timeout,
-        registry_credentials=registry_credentials,
-        token=SecretStr(token) if token else None,
-    )
-    settings = DaemonSettings(
+    daemon_settings = DaemonSettings(
         source=source if "://" in source else str(Path(source).resolve()),
-        options=options,
+        settings=settings,
         branch=branch,
         host=host,
         port=port,
         poll_interval_s=poll_interval,
         resync_interval_s=resync_interval,
         webhook_secret=SecretBytes(secret.encode()) if secret else None,
-        public_url=public_url or f"http://{listen}",
-        gitea_url=gitea_url,
-        gitea_repo=gitea_repo,
     )
     try:
-        code = Daemon(settings).run()
+        code = Daemon(daemon_settings).run()
     except (AlreadyRunning, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from reconciler.model.enums import RunKind, RunStatus
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,7 +28,7 @@ CREATE TABLE IF NOT EXISTS runs (
     revision TEXT,
     trigger TEXT NOT NULL,
     pr INTEGER,
-    status TEXT NOT NULL,               -- running, success, failed, error, interrupted, superseded, planned
+    status TEXT NOT NULL,               -- a RunStatus: running, success, held, failed, error, ...
     message TEXT NOT NULL DEFAULT '',
     started_at REAL NOT NULL,
     finished_at REAL,
@@ -53,16 +55,16 @@ CREATE TABLE IF NOT EXISTS unposted (
     target_url TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (revision, context)
 );
 """
-UNFINISHED = ("interrupted", "superseded", "error")
+UNFINISHED = frozenset({RunStatus.INTERRUPTED, RunStatus.SUPERSEDED, RunStatus.ERROR})
 
 
 class RunRow(BaseModel):
     id: int
-    kind: str
+    kind: RunKind
     revision: str | None
     trigger: str
     pr: int | None
-    status: str
+    status: RunStatus
     message: str
     started_at: float
     finished_at: float | None
@@ -110,9 +112,9 @@ class Journal:
             return self._db.execute(sql, args).fetchall()
 
     # ---- runs --------------------------------------------------------------------------------
-    def start_run(self, kind: str, revision: str | None, trigger: str, pr: int | None = None,
-                  status: str = "running") -> int:
-        recovered = 0 if kind == "apply" and status == "running" else 1
+    def start_run(self, kind: RunKind, revision: str | None, trigger: str, pr: int | None = None,
+                  status: RunStatus = RunStatus.RUNNING) -> int:
+        recovered = 0 if kind is RunKind.APPLY and status is RunStatus.RUNNING else 1
         cur = self._exec(
             "INSERT INTO runs (kind, revision, trigger, pr, status, started_at, recovered) VALUES (?,?,?,?,?,?,?)",
             (kind, revision, trigger, pr, status, self._clock(), recovered),
@@ -127,7 +129,7 @@ class Journal:
         self._exec("INSERT INTO actions VALUES (?,?,?,?,?,?,?,?)",
                    (run_id, tier, workspace, kind, outcome, message, attempts, duration_s))
 
-    def finish_run(self, run_id: int, status: str, message: str, *, result: dict[str, Any] | None = None,
+    def finish_run(self, run_id: int, status: RunStatus, message: str, *, result: dict[str, Any] | None = None,
                    statuses: list[dict[str, str]] | None = None, superseded_by: str | None = None,
                    recovered: bool | None = None) -> None:
         done = recovered if recovered is not None else status not in UNFINISHED
@@ -161,11 +163,11 @@ class Journal:
         rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
         return [_run(r) for r in rows]
 
-    def last_status(self, revision: str) -> str | None:
+    def last_status(self, revision: str) -> RunStatus | None:
         """Status of the newest finished apply run of `revision` (None: never finished)."""
         rows = self._rows("SELECT status FROM runs WHERE revision=? AND kind='apply' AND status!='running'"
                           " ORDER BY id DESC LIMIT 1", (revision,))
-        return str(rows[0]["status"]) if rows else None
+        return RunStatus(rows[0]["status"]) if rows else None
 
     def last_review(self, pr: int) -> str | None:
         rows = self._rows("SELECT revision FROM runs WHERE kind='review' AND pr=? ORDER BY id DESC LIMIT 1", (pr,))
@@ -183,6 +185,7 @@ class Journal:
         self._exec("INSERT OR REPLACE INTO last_good VALUES (?,?,?,?)", (tier, revision, run_id, self._clock()))
 
     def last_good(self) -> dict[str, str]:
+        """tier -> the newest revision whose run passed that tier's health gate (shown by /healthz)."""
         return {str(r["tier"]): str(r["revision"]) for r in self._rows("SELECT * FROM last_good")}
 
     # ---- statuses the forge did not take -------------------------------------------------------
@@ -206,8 +209,8 @@ class Journal:
 
 def _run(row: sqlite3.Row) -> RunRow:
     return RunRow(
-        id=row["id"], kind=row["kind"], revision=row["revision"], trigger=row["trigger"], pr=row["pr"],
-        status=row["status"], message=row["message"], started_at=row["started_at"],
+        id=row["id"], kind=RunKind(row["kind"]), revision=row["revision"], trigger=row["trigger"], pr=row["pr"],
+        status=RunStatus(row["status"]), message=row["message"], started_at=row["started_at"],
         finished_at=row["finished_at"],
         plan=json.loads(row["plan_json"]) if row["plan_json"] else None,
         result=json.loads(row["result_json"]) if row["result_json"] else None,

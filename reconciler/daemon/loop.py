@@ -25,14 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from reconciler.backoff import backoff_delay
+from reconciler.model.enums import RunStatus, Trigger
+
 log = logging.getLogger(__name__)
-HEAD_TRIGGERS = ("push", "poll", "startup")
+HEAD_TRIGGERS = frozenset({Trigger.PUSH, Trigger.POLL, Trigger.STARTUP})
+CONVERGED = frozenset({RunStatus.SUCCESS, RunStatus.HELD})  # a head not run again unless a resync asks
 
 
 @dataclass(frozen=True)
 class Request:
     sha: str
-    trigger: str  # push | poll | startup | resync | retry
+    trigger: Trigger
     resync: bool = False  # re-plan even if converged; apply only when the plan has changes
     attempt: int = 0
     delivery: str = ""
@@ -70,8 +74,8 @@ class RunControl:
 
 
 class Executor(Protocol):
-    def run(self, request: Request, control: RunControl) -> str:
-        """Carry out one request; returns the run status (success, failed, error, interrupted, ...)."""
+    def run(self, request: Request, control: RunControl) -> RunStatus:
+        """Carry out one request; returns how its run ended."""
         ...
 
     def superseded(self, request: Request, by: str) -> None:
@@ -83,7 +87,7 @@ class Worker:
     def __init__(
         self,
         executor: Executor,
-        known_status: Callable[[str], str | None],
+        known_status: Callable[[str], RunStatus | None],
         *,
         backoff_base_s: float = 5.0,
         backoff_cap_s: float = 300.0,
@@ -180,12 +184,12 @@ class Worker:
                 if self._stopping:
                     return
                 continue
-            status = "skipped"
+            status = RunStatus.SKIPPED
             try:
                 if self._should_run(request):
                     control = self._control or RunControl()
                     run = functools.partial(self.executor.run, request, control)
-                    status = self._safely(run, request.sha) or "error"
+                    status = self._safely(run, request.sha) or RunStatus.ERROR
             finally:
                 with self._cond:
                     self.current, self._control = None, None
@@ -193,25 +197,25 @@ class Worker:
 
     def _should_run(self, request: Request) -> bool:
         known = self.known_status(request.sha)
-        if known == "failed":
+        if known == RunStatus.FAILED:
             log.info("not retried: its last run failed (the change is wrong)", extra={"revision": request.sha})
             return False
-        if known == "success" and not request.resync:
+        if known in CONVERGED and not request.resync:
             log.info("already converged", extra={"revision": request.sha})
             return False
         return True
 
-    def _after(self, request: Request, status: str) -> None:
+    def _after(self, request: Request, status: RunStatus) -> None:
         self.last_finished = self.clock()
-        if status in ("success", "noop"):
+        if status in CONVERGED or status == RunStatus.NOOP:
             self.last_success = self.last_finished
-        if status != "error" or self._stopping:
+        if status != RunStatus.ERROR or self._stopping:
             return
         if request.attempt >= self.max_retries:
             log.warning("giving up retries until a new head or resync", extra={"revision": request.sha})
             return
-        delay = min(self.backoff_cap_s, self.backoff_base_s * 2.0**request.attempt)
-        retry = Request(request.sha, "retry", resync=request.resync, attempt=request.attempt + 1)
+        delay = backoff_delay(request.attempt + 1, self.backoff_base_s, self.backoff_cap_s)
+        retry = Request(request.sha, Trigger.RETRY, resync=request.resync, attempt=request.attempt + 1)
         timer = threading.Timer(delay, self.submit, args=(retry,))
         timer.daemon = True
         with self._cond:
@@ -220,7 +224,7 @@ class Worker:
         log.info("retry scheduled", extra={"revision": request.sha, "duration_s": delay})
 
     @staticmethod
-    def _safely(call: Callable[[], str | None] | Callable[[], None], sha: str) -> str | None:
+    def _safely(call: Callable[[], RunStatus | None] | Callable[[], None], sha: str) -> RunStatus | None:
         try:
             return call()
         except Exception:  # a bug in one run must never kill the loop

@@ -79,8 +79,8 @@ def _plan(plan: dict[str, Any] | None) -> str:
         return "<p>No plan (the run ended before planning).</p>"
     summary = ", ".join(f"{v} {esc(k)}" for k, v in (plan.get("summary") or {}).items())
     refused = f"<p class=failed>Refused: {esc(plan['refused'])}</p>" if plan.get("refused") else ""
-    rows = [[esc(a["kind"]), esc(a["tier"]), f"<code>{esc(a['workspace'])}</code>", esc(a["reason"])]
-            for a in plan.get("actions", [])]
+    rows = [[esc(a["kind"]), esc(a["tier"]), f"<code>{esc(a.get('workspace_id') or a.get('workspace'))}</code>",
+             esc(a["reason"])] for a in plan.get("actions", [])]
     return (f"<p>{esc(plan.get('mode'))} mode: {summary}</p>{refused}"
             + table(["action", "tier", "workspace", "reason"], rows))
 

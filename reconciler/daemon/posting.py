@@ -1,8 +1,8 @@
 """Commit statuses out of the daemon: post now, or keep in the journal and post when Gitea is back.
 
-`StatusPoster` is the `Forge` the daemon hands to `run_pass`: it posts through the real client,
-and a post that fails (Gitea down) is kept in the journal (latest per commit and context) before
-the error goes on to `run_pass`, which carries on with the apply. `flush` (a scheduler job) posts
+`StatusPoster` is the poster the daemon hands to the pipeline: it posts through the real client,
+and a post that fails (Gitea down) is kept in the journal (latest per commit and context), and the
+pass carries on with the apply. `flush` (a scheduler job) posts
 what was kept, oldest first, and stops at the first failure. A later successful post for the same
 commit and context drops the kept one, so an old state never overwrites a newer one.
 """
@@ -10,6 +10,7 @@ commit and context drops the kept one, so an old state never overwrites a newer 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from reconciler.daemon.journal import Journal, Unposted
 from reconciler.errors import ForgeError
@@ -34,16 +35,17 @@ class StatusPoster:
         self.journal.drop_unposted(sha, update.context)
         return posted
 
-    def post_lines(self, sha: str, lines: list[StatusLine], target_url: str) -> None:
-        """Post `lines`; a failure is kept for `flush` and never raised."""
+    def post_lines(self, sha: str, lines: Sequence[StatusLine], target_url: str) -> list[StatusLine]:
+        """Post `lines`; a failure is kept for `flush` (and returned), never raised."""
+        kept: list[StatusLine] = []
         for line in lines:
-            update = StatusUpdate(context=line.context, state=StatusState(line.state),
-                                  description=line.description, target_url=target_url)
             try:
-                self.post_status(sha, update)
+                self.post_status(sha, line.update(target_url))
             except ForgeError as exc:
+                kept.append(line)
                 log.warning("status kept for later: forge unreachable",
                             extra={"revision": sha, "context": line.context, "error": str(exc)})
+        return kept
 
     def flush(self) -> int:
         """Post the statuses kept while the forge was down; returns how many went out."""

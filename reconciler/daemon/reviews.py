@@ -2,19 +2,17 @@
 
 For one PR head: journal a `review` run (its page is the status link), post `reconciler/plan`
 `pending`, bring the commit into the mirror (the head branch, or `refs/pull/N/head` for forks),
-plan it with `run_pass(apply=False)`, then post `success` with `+2 ~1 -0`, `failure` with the
-first config error at `file:line` (or the guard's refusal), or `error` when the reconciler could
-not tell; and upsert ONE comment per PR (found again by its marker) with the full plan table.
-Reviews run on their own thread, one at a time, newest head per PR; a head already reviewed
-(journal) is not reviewed again.
+plan it (`plan_revision`: the pipeline's steps 1-4, nothing applied), then post `success` with
+the plan's counts, `failure` with the first config error at `file:line` (or the guard's refusal),
+or `error` when the reconciler could not tell; and upsert ONE comment per PR (found again by its
+marker) with the full plan table. Reviews run on their own thread, one at a time, newest head per
+PR; a head already reviewed (journal) is not reviewed again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 from reconciler.daemon.journal import Journal
 from reconciler.daemon.logctx import tagged
@@ -22,45 +20,22 @@ from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.runs import checkout_commit, run_url
 from reconciler.errors import ReconcilerError
-from reconciler.model.enums import ActionKind
-from reconciler.plan import plan_to_json, render_markdown
-from reconciler.reconcile import PassInputs, PassResult, run_pass
-from reconciler.report.statuses import StatusLine, one_line
+from reconciler.model.enums import RunKind, RunStatus, StatusState, Trigger
+from reconciler.pipeline.compose import Parts
+from reconciler.pipeline.passes import PassOutcome, failed_outcome, plan_revision, planned_outcome
+from reconciler.plan import plan_to_json
+from reconciler.report.comments import MARKER, error_comment, plan_comment
+from reconciler.report.statuses import PLAN_CONTEXT, StatusLine, plan_error_status, plan_status
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
-CONTEXT = "reconciler/plan"
-MARKER = "<!-- reconciler:plan -->"
-
-
-def plan_status(result: PassResult) -> StatusLine:
-    plan = result.plan
-    if plan is None:
-        if result.exit_code == 1:
-            first = (result.message.strip().splitlines() or ["invalid config"])[0]
-            return StatusLine(CONTEXT, "failure", one_line(f"invalid config: {first}"))
-        return StatusLine(CONTEXT, "error", one_line(f"could not plan: {result.message}"))
-    if plan.refused:
-        return StatusLine(CONTEXT, "failure", one_line(f"refused: {plan.refused}"))
-    c = plan.counts()
-    changed = c[ActionKind.UPDATE] + c[ActionKind.RECREATE]
-    return StatusLine(CONTEXT, "success", f"+{c[ActionKind.CREATE]} ~{changed} -{c[ActionKind.DELETE]}")
-
-
-def comment_body(result: PassResult, sha: str, url: str) -> str:
-    link = f"\n[Run page]({url}) · nothing is applied from a pull request.\n" if url else ""
-    if result.plan is not None:
-        return f"{MARKER}\n{render_markdown(result.plan, sha)}{link}"
-    title = "Invalid config" if result.exit_code == 1 else "Could not plan"
-    errors = "\n".join(f"- `{line}`" for line in result.message.strip().splitlines()[:50])
-    return f"{MARKER}\n### Reconciler plan for `{sha[:12]}`\n\n**{title}:**\n\n{errors}\n{link}"
 
 
 class Reviewer:
     def __init__(self, mirror: GitMirror, branch: str, journal: Journal, metrics: Metrics,
-                 poster: StatusPoster, make_inputs: Callable[[Path], PassInputs], public_url: str) -> None:
+                 poster: StatusPoster, parts: Parts, public_url: str) -> None:
         self.mirror, self.branch, self.journal, self.metrics = mirror, branch, journal, metrics
-        self.poster, self.make_inputs, self.public_url = poster, make_inputs, public_url
+        self.poster, self.parts, self.public_url = poster, parts, public_url
         self._wanted: dict[int, str] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -109,30 +84,38 @@ class Reviewer:
             except Exception:
                 log.exception("review crashed", extra={"revision": sha})
 
-    def review(self, number: int, sha: str) -> str:
-        run_id = self.journal.start_run("review", sha, f"pull request #{number}", pr=number)
+    def _plan(self, number: int, sha: str) -> PassOutcome:
+        try:
+            refspec = f"+refs/pull/{number}/head:refs/pull/{number}/head"
+            checkout = checkout_commit(self.mirror, sha, f"refs/pull/{number}/head", (refspec,))
+        except ReconcilerError as exc:
+            return failed_outcome(sha, exc)
+        planned = plan_revision(checkout, self.parts)
+        return planned if isinstance(planned, PassOutcome) else planned_outcome(planned)
+
+    def review(self, number: int, sha: str) -> RunStatus:
+        run_id = self.journal.start_run(RunKind.REVIEW, sha, Trigger.PULL_REQUEST, pr=number)
         url = run_url(self.public_url, run_id)
         with tagged(run_id, sha):
-            self.poster.post_lines(sha, [StatusLine(CONTEXT, "pending", "planning")], url)
-            try:
-                refspec = f"+refs/pull/{number}/head:refs/pull/{number}/head"
-                checkout = checkout_commit(self.mirror, sha, f"refs/pull/{number}/head", (refspec,))
-                inputs = self.make_inputs(checkout.root)
-                inputs.apply = False
-                result = run_pass(checkout, inputs)
-            except ReconcilerError as exc:
-                result = PassResult(sha, 2, str(exc))
-            line = plan_status(result)
+            self.poster.post_lines(sha, [StatusLine(PLAN_CONTEXT, StatusState.PENDING, "planning")], url)
+            outcome = self._plan(number, sha)
+            invalid = outcome.status is RunStatus.FAILED
+            if outcome.plan is not None:
+                line, body = plan_status(outcome.plan), plan_comment(outcome.plan, sha, url)
+                self.journal.set_plan(run_id, plan_to_json(outcome.plan))
+            else:
+                errors = outcome.errors or tuple(outcome.message.strip().splitlines())
+                line = plan_error_status(outcome.message if not outcome.errors else outcome.errors[0], invalid=invalid)
+                body = error_comment(errors, sha, url, invalid=invalid)
             self.poster.post_lines(sha, [line], url)
             try:
-                self.poster.upsert_pr_comment(number, comment_body(result, sha, url), MARKER)
+                self.poster.upsert_pr_comment(number, body, MARKER)
             except ReconcilerError as exc:
                 log.warning("could not update the plan comment", extra={"error": str(exc)})
-            if result.plan is not None:
-                self.journal.set_plan(run_id, plan_to_json(result.plan))
-            status = {"success": "planned", "failure": "failed"}.get(line.state, "error")
-            self.journal.finish_run(run_id, status, result.message if status != "planned" else line.description,
-                                    statuses=[vars(line)], recovered=True)
+            status = {StatusState.SUCCESS: RunStatus.PLANNED, StatusState.FAILURE: RunStatus.FAILED}.get(
+                line.state, RunStatus.ERROR)
+            message = line.description if status is RunStatus.PLANNED else outcome.message
+            self.journal.finish_run(run_id, status, message, statuses=[line.as_json()], recovered=True)
             self.metrics.reviews.labels(outcome=status).inc()
-            log.info("pull request reviewed", extra={"outcome": line.description, "context": CONTEXT})
+            log.info("pull request reviewed", extra={"outcome": line.description, "context": PLAN_CONTEXT})
         return status

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.daemon.loop import Request, Worker
 from reconciler.errors import ReconcilerError
+from reconciler.model.enums import Trigger
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,13 @@ class Poller:
             log.warning("watched branch not found at the source", extra={"context": self.branch})
             return
         if self.worker.head is None:
-            self.worker.submit(Request(sha, "startup", resync=True))
+            self.worker.submit(Request(sha, Trigger.STARTUP, resync=True))
         elif sha != self.worker.head:
-            self.worker.submit(Request(sha, "poll"))
+            self.worker.submit(Request(sha, Trigger.POLL))
 
     def resync(self) -> None:
         if self.worker.head is not None:
-            self.worker.submit(Request(self.worker.head, "resync", resync=True))
+            self.worker.submit(Request(self.worker.head, Trigger.RESYNC, resync=True))
 
 
 def build_scheduler(

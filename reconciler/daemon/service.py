@@ -13,7 +13,6 @@ import logging
 import signal
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -28,56 +27,48 @@ from reconciler.daemon.reviews import Reviewer
 from reconciler.daemon.runs import BranchRuns, RunDeps
 from reconciler.daemon.scheduler import Poller, build_scheduler
 from reconciler.daemon.web import build_app
-from reconciler.forge.webhooks import Trigger, webhook_app
-from reconciler.model.config import ReconcilerFile
-from reconciler.reconcile import PassInputs
+from reconciler.forge.webhooks import Trigger as Hook
+from reconciler.forge.webhooks import webhook_app
+from reconciler.model.enums import Trigger
+from reconciler.pipeline.compose import build_forge, build_parts
+from reconciler.pipeline.settings import Settings
 from reconciler.source.mirror import GitMirror
-from reconciler.wiring import Options, docker_backend, pass_inputs
 
 log = logging.getLogger(__name__)
 
 
 class DaemonSettings(BaseModel):
-    """The daemon's own choices; what it shares with `apply` lives in `options`."""
+    """The daemon's own choices; what it shares with `apply` lives in `settings`."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     source: str
-    options: Options
+    settings: Settings
     branch: str = "main"
     host: str = "127.0.0.1"
     port: int = 8080
     poll_interval_s: float = 60
     resync_interval_s: float = 600
     webhook_secret: SecretBytes | None = None
-    public_url: str = ""
-    gitea_url: str | None = None
-    gitea_repo: str | None = None
 
 
 class Daemon:
-    def __init__(self, settings: DaemonSettings) -> None:
-        from reconciler.forge.gitea import GiteaClient
-
-        s = self.settings = settings
-        opts = s.options
+    def __init__(self, daemon: DaemonSettings) -> None:
+        s = self.settings = daemon
+        opts = s.settings
         self.lock = StateDirLock(opts.state_dir)
         self.lock.acquire()  # first: a second instance must touch nothing
         self.mirror = GitMirror(s.source, opts.state_dir, token=opts.token_value)
         self.journal = Journal(opts.state_dir / "journal.sqlite")
         self.metrics = Metrics()
-        self.forge = GiteaClient(s.gitea_url, s.gitea_repo or "", opts.token_value, timeout=5, max_attempts=2) \
-            if s.gitea_url else None
-        self.poster = StatusPoster(self.forge, self.journal) if self.forge is not None else None
-
-        def make_inputs(root: Path) -> PassInputs:
-            return pass_inputs(opts, root)
-
-        self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, make_inputs,
-                                       lambda: docker_backend(opts, ReconcilerFile()), self.poster, s.public_url))
+        forge = build_forge(opts, timeout=5, max_attempts=2)
+        self.poster = StatusPoster(forge, self.journal) if forge is not None else None
+        self.parts = build_parts(opts, forge=forge)
+        self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, self.parts, self.poster,
+                                       opts.public_url))
         self.worker = Worker(self.runs, self.journal.last_status)
-        self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, make_inputs,
-                                 s.public_url) if self.poster is not None else None
+        self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, self.parts,
+                                 opts.public_url) if self.poster is not None else None
         self.poller = Poller(self.mirror, s.branch, self.worker)
         self.scheduler = build_scheduler(
             self.poller, poll_interval_s=s.poll_interval_s, resync_interval_s=s.resync_interval_s,
@@ -89,13 +80,14 @@ class Daemon:
         self.app = build_app(self.journal, self.metrics, self.health, hooks)
         self._stop = threading.Event()
 
-    def on_trigger(self, trigger: Trigger) -> None:
+    def on_trigger(self, trigger: Hook) -> None:
         """A verified webhook: enqueue only (this runs in the HTTP event loop)."""
-        if self.settings.gitea_repo and trigger.repo.lower() != self.settings.gitea_repo.lower():
+        repo = self.settings.settings.gitea_repo
+        if repo and trigger.repo.lower() != repo.lower():
             log.warning("webhook for another repository ignored", extra={"context": trigger.repo})
             return
         if trigger.kind == "push":
-            self.worker.submit(Request(trigger.sha, "push", delivery=trigger.delivery))
+            self.worker.submit(Request(trigger.sha, Trigger.PUSH, delivery=trigger.delivery))
         elif self.reviewer is not None and trigger.pr_number is not None and trigger.action != "closed":
             self.reviewer.submit(trigger.pr_number, trigger.sha)
 
@@ -105,6 +97,7 @@ class Daemon:
         return {"status": "ok" if self.worker.alive else "stalled", "loop_alive": self.worker.alive,
                 "branch": self.settings.branch, "head": self.worker.head,
                 "running": current.sha if current else None, "last_success": last,
+                "last_good": self.journal.last_good(),
                 "last_poll_error": self.poller.last_error}
 
     # ---- lifecycle ---------------------------------------------------------------------------

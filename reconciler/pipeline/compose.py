@@ -1,0 +1,105 @@
+"""The composition root: every part a pass needs, built from one `Settings`, in one place.
+
+`apply`, `plan`, `pins` and the daemon all get their backend, pin resolver, secret store, hold
+store, `!external` fetcher and forge from `Parts`; the commands differ only in what they do with
+a pass. Heavy imports (docker, pygit2) happen when a part is first used, so `validate` stays quick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.backends.base import Backend
+from reconciler.forge.base import Forge
+from reconciler.model.config import ReconcilerFile
+from reconciler.pipeline.cache import PassCache
+from reconciler.pipeline.holdstore import HoldStore
+from reconciler.pipeline.settings import Settings
+from reconciler.render.pins import PinResolver
+from reconciler.secrets import SecretStore
+from reconciler.source.checkout import Checkout, checkout
+
+
+@dataclass
+class Parts:
+    """What a pass is made of. Built once per process (`build_parts`); the backend per repo settings."""
+
+    settings: Settings
+    secrets: SecretStore | None
+    holds: HoldStore
+    forge: Forge | None = None
+    wall: Callable[[], float] = time.time
+    cache: PassCache = field(default_factory=PassCache)
+    _backends: dict[tuple[str, str, float], Backend] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def backend(self, repo: ReconcilerFile) -> Backend:
+        """The Docker backend for the repo's `docker:` and `health:` settings (one per distinct value)."""
+        from reconciler.backends.docker import DockerBackend
+
+        key = (repo.docker.network, repo.docker.restart_policy, repo.health.settle_seconds)
+        with self._lock:
+            if key not in self._backends:
+                self._backends[key] = DockerBackend(
+                    self.settings.instance_id, network=key[0], restart_policy=key[1], settle_seconds=key[2],
+                    state_dir=self.settings.state_dir,
+                )
+            return self._backends[key]
+
+    def observer(self) -> Backend:
+        """A backend to list what runs (for metrics): the last one built, else one with the defaults."""
+        with self._lock:
+            built = list(self._backends.values())
+        return built[-1] if built else self.backend(ReconcilerFile())
+
+    def resolver(self) -> PinResolver:
+        """A fresh live resolver: its remote listings and digests are cached for one pass only."""
+        from reconciler.source.pins import LivePinResolver
+        from reconciler.source.registry import RegistryClient, load_credentials
+
+        registry = RegistryClient(load_credentials(self.settings.registry_credentials))
+        return LivePinResolver(self.settings.state_dir, registry, git_token=self.settings.token_value)
+
+    def fetcher(self, repo: ReconcilerFile) -> LazyFetcher:
+        """The `!external` fetcher for a tree whose settings are `repo`; built only when used."""
+        return LazyFetcher(self.settings.state_dir, repo.allowed_sources, self.settings.token_value)
+
+    def secrets_fingerprint(self) -> tuple[object, ...]:
+        return self.secrets.fingerprint() if self.secrets is not None else ()
+
+    def checkout(self, source: str, ref: str | None) -> Checkout:
+        return checkout(source, ref, self.settings.state_dir, token=self.settings.token_value)
+
+
+class LazyFetcher:
+    """The git-backed `!external` fetcher, constructed only when a config actually uses `!external`."""
+
+    def __init__(self, state_dir: Path, allowed: list[str], token: str | None) -> None:
+        self.state_dir, self.allowed, self.token = state_dir, allowed, token
+        self.used = False  # a render that fetched is not cached: an external ref may move upstream
+
+    def fetch(self, repo: str, ref: str, url: str | None) -> Path:
+        from reconciler.source.external import GitExternalFetcher
+
+        self.used = True
+        token = self.token
+        return GitExternalFetcher(self.state_dir, self.allowed, lambda _: token).fetch(repo, ref, url)
+
+
+def build_forge(settings: Settings, *, timeout: float = 10, max_attempts: int = 4) -> Forge | None:
+    """The Gitea client when `--gitea-url` is set (the caller checks `--gitea-repo` came with it)."""
+    if not settings.gitea_url:
+        return None
+    from reconciler.forge.gitea import GiteaClient
+
+    return GiteaClient(settings.gitea_url, settings.gitea_repo or "", settings.token_value, timeout=timeout,
+                       max_attempts=max_attempts)
+
+
+def build_parts(settings: Settings, *, forge: Forge | None = None) -> Parts:
+    secrets = SecretStore.open(settings.secrets_dir, settings.state_dir) if settings.secrets_dir else None
+    return Parts(settings=settings, secrets=secrets, holds=HoldStore(settings.hold_file), forge=forge)

@@ -1,0 +1,60 @@
+"""The operator's choices for every command that plans or converges: one frozen value.
+
+Built once at the entry point from flags and `RECONCILER_*` environment (the CLI reads both);
+nothing edits it afterwards. What the config repo says (`reconciler.yaml`) is combined with it by
+the pure functions here, so "flag if given, else the repo's value" is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from reconciler.model.config import ReconcilerFile
+from reconciler.model.enums import Mode
+from reconciler.plan.guards import PlanPolicy
+
+DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "reconciler"
+DEFAULT_SECRETS = Path.home() / ".config" / "reconciler" / "secrets"
+
+
+class Settings(BaseModel):
+    """What the operator chose; secrets (the token) stay `SecretStr` and never print."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_id: str = "default"
+    state_dir: Path = DEFAULT_STATE
+    secrets_dir: Path | None = DEFAULT_SECRETS  # None: secrets are not checked (validate/render)
+    mode: Mode | None = None  # None: reconciler.yaml decides
+    allow_empty: bool = False
+    max_delete: int | None = Field(default=None, ge=0)  # None: reconciler.yaml decides
+    concurrency: int = Field(default=4, ge=1, le=64)
+    health_timeout_s: float | None = None  # None: reconciler.yaml's health.timeout_seconds
+    registry_credentials: Path | None = None  # a docker config.json
+    token: SecretStr | None = None  # git and forge token
+    gitea_url: str | None = None
+    gitea_repo: str | None = None  # owner/name
+    public_url: str = ""  # base URL of the run pages, for status links
+
+    @property
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+    @property
+    def hold_file(self) -> Path:
+        return self.state_dir / f"quarantine-{self.instance_id}.json"
+
+
+def plan_policy(settings: Settings, repo: ReconcilerFile) -> PlanPolicy:
+    return PlanPolicy(
+        mode=settings.mode or repo.mode,
+        allow_empty=settings.allow_empty,
+        max_delete=settings.max_delete if settings.max_delete is not None else repo.max_delete,
+    )
+
+
+def health_timeout(settings: Settings, repo: ReconcilerFile) -> float:
+    return settings.health_timeout_s or repo.health.timeout_seconds
