@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.git_http import GitHttpApp, ServedApp, init_bare_repo  # noqa: E402
+from devtools.git_http import GitHttpApp, ServedApp, init_bare_repo  # noqa: E402
 
 FIXED = {
     "GIT_AUTHOR_NAME": "Demo",

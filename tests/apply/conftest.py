@@ -1,9 +1,9 @@
-"""A fake clock whose sleep advances time (retry and gate tests never wait), and a run helper."""
+"""A run helper over the memory backend, on a fake clock whose sleep advances time (retry and gate
+tests never wait)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,24 +14,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult
 from reconciler.plan import PlanPolicy, plan
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[float], None] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(seconds)
+from tests.support.clock import FakeClock
 
 
 class Harness:

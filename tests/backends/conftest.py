@@ -1,22 +1,16 @@
-"""Fixtures for the Docker backend tests: the REAL engine started by scripts/test-env.sh.
+"""Fixtures for the Docker backend tests: the REAL engine started by scripts/test-env.sh, reached
+through the shared `docker_client`, `runtime_image` and `instance_id` (tests/support/fixtures.py).
 
-- `docker_client` (session): fails loudly, naming scripts/test-env.sh, when no engine answers;
-- `runtime_image` (session): built once by scripts/build-images.sh (quick when already built);
-- `instance_id`: unique per test; afterwards every container and volume labelled with it (or with
-  `reconciler-test=<id>`, for the foreign containers tests create) is removed;
-- `make_backend`, `desired`, `read_configs`: builders and probes shared by the test modules.
+- `make_backend`, `make_desired`, `read_configs`: builders and probes shared by the test modules.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 import pytest
 
 from reconciler.backends.docker import DockerBackend
@@ -24,39 +18,7 @@ from reconciler.errors import Location
 from reconciler.model.config import Health, Resources
 from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
-from tests.support.engine import TEST_LABEL, build_demo_images, cleanup, require_engine
-
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "workspace-template-claude-code:latest"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    return require_engine()
-
-
-@pytest.fixture(scope="session")
-def runtime_image(docker_client: docker.DockerClient) -> str:
-    build_demo_images(docker_client, IMAGE)
-    return IMAGE
-
-
-@pytest.fixture
-def instance_id(docker_client: docker.DockerClient, runtime_image: str) -> Iterator[str]:
-    ident = f"t{uuid.uuid4().hex[:8]}"
-    yield ident
-    cleanup(docker_client, ident)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.engine import IMAGE, TEST_LABEL
 
 
 @pytest.fixture
@@ -153,13 +115,3 @@ def read_configs(docker_client: docker.DockerClient, instance_id: str) -> Callab
         return files
 
     return read
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, step: float = 0.2) -> bool:
-    """Poll `predicate` (bounded); the caller asserts the outcome, never the time it took."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

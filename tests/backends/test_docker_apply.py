@@ -14,7 +14,8 @@ from reconciler.errors import BackendError, TransientBackendError
 from reconciler.model.config import Resources
 from reconciler.model.enums import ActionKind
 from reconciler.model.plan import Action
-from tests.backends.conftest import IMAGE, TEST_LABEL, make_desired, plugin, write_tree
+from tests.backends.conftest import make_desired, plugin, write_tree
+from tests.support.engine import IMAGE, TEST_LABEL
 
 SECRET = "s3cr3t-value-never-in-labels"
 SHA1 = "1" * 40

@@ -11,7 +11,8 @@ from reconciler.backends.docker import DockerBackend
 from reconciler.model.config import Health
 from reconciler.model.enums import ActionKind, HealthState
 from reconciler.model.plan import Action
-from tests.backends.conftest import FakeClock, make_desired, wait_until
+from tests.backends.conftest import make_desired
+from tests.support.clock import FakeClock, wait_until
 
 FAST = Health(port=8080, path="/health", interval_seconds=0.3, timeout_seconds=2, retries=2)
 

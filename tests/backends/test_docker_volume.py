@@ -8,7 +8,8 @@ from reconciler.backends import labels as lb
 from reconciler.backends.docker_engine import run_helper
 from reconciler.model.enums import ActionKind
 from reconciler.model.plan import Action
-from tests.backends.conftest import IMAGE, make_desired, plugin, write_tree
+from tests.backends.conftest import make_desired, plugin, write_tree
+from tests.support.engine import IMAGE
 
 
 def act(kind: ActionKind, desired) -> Action:

@@ -1,9 +1,10 @@
 """Fixtures for the daemon tests: the REAL daemon process (`python -m reconciler run`) against the
-Gitea emulator (real git over HTTP, webhooks delivered to the daemon) and the real Docker engine.
+shared `gitea` emulator (real git over HTTP, webhooks delivered to the daemon) and the real Docker
+engine (the shared `instance_id`: tests/support/fixtures.py).
 
 - `fleet`: a config repo work clone pushing to the emulator; `fleet.write(...)` + `fleet.commit()`;
-- `daemon_factory`: starts daemons (unique instance id per test, short intervals), stops them all
-  (SIGKILL if still alive) and removes every container and volume of that instance afterwards;
+- `daemon_factory`: starts daemons (the test's instance id, short intervals), stops them all
+  (SIGKILL if still alive); the `instance_id` fixture removes their containers and volumes;
 - `Daemon.get/json/journal`: HTTP on loopback and a read-only look at the journal.
 Waits are bounded polls (`wait_until`); no test asserts how long anything took.
 """
@@ -16,7 +17,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,12 @@ import docker
 import httpx
 import pytest
 
-from tests.backends.conftest import docker_client, runtime_image, wait_until  # noqa: F401
-from tests.forge.conftest import HOOK_SECRET, NAME, OWNER, TOKEN, dead_port
-from tests.support.engine import cleanup
-from tests.support.git_cli import GIT_ENV, git
+from tests.support.clock import wait_until
+from tests.support.git_cli import GIT_ENV
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
+from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN
+from tests.support.net import dead_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"
@@ -54,9 +55,7 @@ class Fleet:
 
     def __init__(self, path: Path, url: str) -> None:
         self.path = path
-        path.mkdir(parents=True)
-        git("init", "-q", "-b", "main", str(path))
-        git("remote", "add", "origin", url, cwd=path)
+        self.work = Work(path, url)
 
     def write(self, version: str = "1", *, canary: int = 1, production: int = 1, fail_canary: bool = False,
               interval: float = 1, timeout: float = 30, broken: bool = False) -> None:
@@ -74,25 +73,13 @@ class Fleet:
             "images.yaml": f"images:\n  claude-code: {IMAGE}\n",
             "orgs/acme/org.yaml": ORG % {"interval": interval, "workspaces": "\n".join(items)},
         }
-        for rel, text in files.items():
-            (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.path / rel).write_text(text)
+        self.work.write(files)
 
     def commit(self, message: str = "change", branch: str = "main") -> str:
-        git("checkout", "-q", "-B", branch, cwd=self.path)
-        git("add", "-A", cwd=self.path)
-        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.path)
-        return git("rev-parse", "HEAD", cwd=self.path)
+        return self.work.commit(message=message, branch=branch)
 
     def push(self, branch: str = "main") -> None:
-        git("push", "-q", "--force", "origin", branch, cwd=self.path)
-
-
-@pytest.fixture
-def gitea(tmp_path: Path) -> Iterator[GiteaEmulator]:
-    with GiteaEmulator(tmp_path / "gitea", token=TOKEN) as emu:
-        emu.create_repo(OWNER, NAME)
-        yield emu
+        self.work.push(branch, force=True)
 
 
 @pytest.fixture
@@ -141,13 +128,6 @@ class Daemon:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"daemon did not exit:\n{self.logs()[-4000:]}") from None
-
-
-@pytest.fixture
-def instance_id(docker_client: docker.DockerClient, runtime_image: str) -> Iterator[str]:  # noqa: F811
-    ident = f"d{uuid.uuid4().hex[:8]}"
-    yield ident
-    cleanup(docker_client, ident)
 
 
 @pytest.fixture
@@ -224,6 +204,3 @@ def push(gitea: GiteaEmulator, fleet: Fleet, before: str, after: str) -> None:
     fleet.push()
     deliveries = gitea.deliver_push(OWNER, NAME, "refs/heads/main", before, after)
     assert deliveries and all(d.status_code == 202 for d in deliveries), [d.response for d in deliveries]
-
-
-ZERO = "0" * 40

@@ -7,19 +7,11 @@ from typing import Any
 
 import docker
 
-from tests.daemon.conftest import (
-    CONTEXTS,
-    NAME,
-    OWNER,
-    ZERO,
-    Fleet,
-    containers,
-    push,
-    states,
-    wait_until,
-    workspace_containers,
-)
+from tests.daemon.conftest import CONTEXTS, Fleet, containers, push, states, workspace_containers
+from tests.support.clock import wait_until
 from tests.support.gitea_emulator import GiteaEmulator
+from tests.support.gitea_hooks import ZERO
+from tests.support.gitea_repo import NAME, OWNER
 
 
 def _converged(daemon: Any, client: docker.DockerClient, sha: str, count: int) -> bool:

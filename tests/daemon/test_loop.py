@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from reconciler.daemon.loop import Request, RunControl, Worker
-from tests.backends.conftest import wait_until
+from tests.support.clock import wait_until
 
 
 class FakeExecutor:

@@ -10,9 +10,10 @@ from typing import Any
 import docker
 import httpx
 
-from tests.daemon.conftest import CONTEXTS, ZERO, Fleet, push, states, statuses, wait_until, workspace_containers
+from tests.daemon.conftest import CONTEXTS, Fleet, push, states, statuses, workspace_containers
+from tests.support.clock import wait_until
 from tests.support.gitea_emulator import GiteaEmulator
-from tests.support.gitea_hooks import delivery_headers
+from tests.support.gitea_hooks import ZERO, delivery_headers
 
 
 def test_push_converges_and_every_status_links_to_its_run(

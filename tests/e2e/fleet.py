@@ -23,7 +23,7 @@ import docker
 import yaml
 
 from reconciler.backends.docker_health import parse_docker_time
-from tests.support.git_cli import git
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,31 +36,6 @@ HEALTH = {"port": 8080, "interval_seconds": 1, "timeout_seconds": 1, "retries": 
 CANARIES = ("acme/lead", "acme/triage")
 PRODUCTION = ("acme/research", "acme/scout", "acme/responder")
 
-
-
-
-class WorkClone:
-    """A git work tree whose `origin` is a repo on the emulator; `commit_push` pushes for real."""
-
-    def __init__(self, path: Path, url: str) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        git("init", "-q", "-b", "main", str(path), cwd=path)
-        git("remote", "add", "origin", url, cwd=path)
-
-    def write(self, files: dict[str, str]) -> None:
-        for rel, text in files.items():
-            target = self.path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-
-    def commit_push(self, message: str) -> str:
-        git("add", "-A", cwd=self.path)
-        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.path)
-        git("push", "-q", "--force", "origin", "main", cwd=self.path)
-        return git("rev-parse", "HEAD", cwd=self.path)
-
-
 PLUGIN_FILES = {
     "notes": {"SKILL.md": "# Notes\nKeep notes.\n"},
     "web-search": {"SKILL.md": "# Web search v1\nSearch and cite.\n", "search.sh": "#!/bin/sh\necho search\n"},
@@ -71,17 +46,16 @@ class Plugins:
     """`agents/<name>` repos on the emulator, each with one commit on main."""
 
     def __init__(self, emu: GiteaEmulator, work_root: Path) -> None:
-        self.clones: dict[str, WorkClone] = {}
+        self.clones: dict[str, Work] = {}
         for name, files in PLUGIN_FILES.items():
             emu.create_repo("agents", name)
-            clone = WorkClone(work_root / name, emu.clone_url("agents", name))
-            clone.write(files)
-            clone.commit_push(f"{name}: first")
-            self.clones[name] = clone
+            self.clones[name] = Work(work_root / name, emu.clone_url("agents", name))
+            self.change(name, files, f"{name}: first")
 
-    def change(self, name: str, files: dict[str, str]) -> str:
-        self.clones[name].write(files)
-        return self.clones[name].commit_push(f"{name}: change")
+    def change(self, name: str, files: dict[str, str], message: str = "") -> str:
+        sha = self.clones[name].commit(files, message or f"{name}: change")
+        self.clones[name].push(force=True)
+        return sha
 
 
 def baseline_org() -> dict[str, Any]:
@@ -120,7 +94,7 @@ class ConfigRepo:
 
     def __init__(self, emu: GiteaEmulator, path: Path) -> None:
         emu.create_repo(*REPO.split("/"))
-        self.clone = WorkClone(path, emu.clone_url(*REPO.split("/")))
+        self.clone = Work(path, emu.clone_url(*REPO.split("/")))
         port = emu.url.rsplit(":", 1)[1]
         self.plugin_base = f"http://127.0.0.1:{port}/agents"
         self.settings = {
@@ -147,8 +121,9 @@ class ConfigRepo:
 
     def push(self, org: dict[str, Any] | str, message: str = "config") -> str:
         text = org if isinstance(org, str) else yaml.safe_dump(org, sort_keys=False)
-        self.clone.write(self.files(text))
-        return self.clone.commit_push(message)
+        sha = self.clone.commit(self.files(text), message)
+        self.clone.push(force=True)
+        return sha
 
 
 @dataclass(frozen=True)

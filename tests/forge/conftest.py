@@ -1,6 +1,6 @@
-"""Fixtures for the forge tests: a running Gitea emulator, a work clone that pushes to it over
-smart HTTP, a `GiteaClient` whose sleeps are recorded instead of slept, and a webhook receiver
-served by a real uvicorn on loopback.
+"""Fixtures for the forge tests, around the shared `gitea` emulator (tests/support/fixtures.py): a
+work clone that pushes to it over smart HTTP, a `GiteaClient` whose sleeps are recorded instead of
+slept, and a webhook receiver served by a real uvicorn on loopback.
 """
 
 from __future__ import annotations
@@ -15,64 +15,23 @@ import pytest
 import uvicorn
 
 from reconciler.forge import GiteaClient, Trigger, webhook_app
-from tests.support.git_cli import git
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
-
-TOKEN = "gitea-TOKEN-5ecret-0123456789"
-OWNER, NAME = "org", "config"
-HOOK_SECRET = b"hook-secret"
-
-
-
-
-class Work:
-    """A work clone whose `origin` is the emulator's smart-HTTP URL: pushes are real HTTP pushes."""
-
-    def __init__(self, path: Path, url: str) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        git("init", "-q", "-b", "main", str(path))
-        git("remote", "add", "origin", url, cwd=path)
-        self.counter = 0
-
-    def commit(self, message: str = "change", branch: str | None = None) -> str:
-        if branch:
-            git("checkout", "-q", "-B", branch, cwd=self.path)
-        self.counter += 1
-        (self.path / "file.txt").write_text(f"{message} {self.counter}\n")
-        git("add", "-A", cwd=self.path)
-        git("commit", "-q", "-m", message, cwd=self.path)
-        return git("rev-parse", "HEAD", cwd=self.path)
-
-    def push(self, *refs: str) -> None:
-        git("push", "-q", "--force", "origin", *(refs or ("main",)), cwd=self.path)
-
-
-@pytest.fixture
-def gitea(tmp_path: Path) -> Iterator[GiteaEmulator]:
-    with GiteaEmulator(tmp_path / "gitea", token=TOKEN) as emu:
-        emu.create_repo(OWNER, NAME)
-        yield emu
+from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN
 
 
 @pytest.fixture
 def work(gitea: GiteaEmulator, tmp_path: Path) -> Work:
+    """A work clone of the config repo; pushes are real smart-HTTP pushes."""
     return Work(tmp_path / "work", gitea.clone_url(OWNER, NAME))
 
 
 @pytest.fixture
 def head(work: Work) -> str:
     """One commit on main, pushed for real."""
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     return sha
-
-
-def dead_port() -> int:
-    """A loopback port with nothing listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sleeps(list[float]):

@@ -8,16 +8,17 @@ from pathlib import Path
 
 from reconciler.forge import GiteaClient, StatusState, StatusUpdate
 from reconciler.source.checkout import checkout
-from tests.forge.conftest import HOOK_SECRET, NAME, OWNER, TOKEN, Receiver, Work
+from tests.forge.conftest import Receiver
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
-
-ZERO = "0" * 40
+from tests.support.gitea_hooks import ZERO
+from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN
 
 
 def test_push_fetch_status_and_webhook(
     gitea: GiteaEmulator, work: Work, client: GiteaClient, receiver: Receiver, tmp_path: Path
 ) -> None:
-    sha = work.commit("config v1")
+    sha = work.commit({"file.txt": "config v1\n"}, "config v1")
     work.push("main")
 
     tree = checkout(gitea.clone_url(OWNER, NAME), "main", tmp_path / "state", token=TOKEN)

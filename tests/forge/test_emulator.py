@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.forge.conftest import NAME, OWNER, TOKEN, Receiver, Work
+from tests.forge.conftest import Receiver
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator, combine, combine_legacy
 from tests.support.gitea_hooks import ZERO
+from tests.support.gitea_repo import NAME, OWNER, TOKEN
 
 AUTH = {"Authorization": f"token {TOKEN}"}
 
@@ -39,7 +41,7 @@ def test_branch_commit_id_comes_from_the_real_repo(api: httpx.Client, head: str)
 
 
 def test_status_shape_and_per_commit_index(api: httpx.Client, work: Work, head: str) -> None:
-    other = work.commit("second")
+    other = work.commit(message="second")
     work.push("main")
     created = api.post(f"/statuses/{head}", json={"state": "pending", "context": " c ", "description": " d "})
     assert created.status_code == 201
@@ -88,7 +90,7 @@ def test_combine_algorithms(states: list[str], modern: str, legacy: str) -> None
 
 
 def test_pull_list_state_default_and_paging(gitea: GiteaEmulator, api: httpx.Client, work: Work, head: str) -> None:
-    work.commit("pr", branch="change")
+    work.commit(message="pr", branch="change")
     work.push("change")
     numbers = [gitea.open_pull_request(OWNER, NAME, "change") for _ in range(4)]
     gitea.close_pull_request(OWNER, NAME, numbers[0])
@@ -112,7 +114,7 @@ def test_page_size_is_clamped(gitea: GiteaEmulator, api: httpx.Client, head: str
 
 
 def test_comments(gitea: GiteaEmulator, api: httpx.Client, work: Work, head: str) -> None:
-    work.commit("pr", branch="change")
+    work.commit(message="pr", branch="change")
     work.push("change")
     number = gitea.open_pull_request(OWNER, NAME, "change")
     assert api.post(f"/issues/{number}/comments", json={"body": ""}).status_code == 422
@@ -128,7 +130,7 @@ def test_comments(gitea: GiteaEmulator, api: httpx.Client, work: Work, head: str
 
 
 def test_git_refs_is_a_prefix_match_returning_an_array(api: httpx.Client, work: Work, head: str) -> None:
-    work.commit("x", branch="main2")
+    work.commit(message="x", branch="main2")
     work.push("main2")
     refs = api.get("/git/refs/heads/main").json()
     assert sorted(r["ref"] for r in refs) == ["refs/heads/main", "refs/heads/main2"]
@@ -144,8 +146,8 @@ def test_faults_match_their_prefix(gitea: GiteaEmulator, api: httpx.Client, head
 
 def test_push_delivery_is_faithful(gitea: GiteaEmulator, receiver: Receiver, work: Work) -> None:
     gitea.add_webhook(OWNER, NAME, receiver.url, secret="s3")
-    first = work.commit("one")
-    shas = [work.commit(f"commit {n}") for n in range(6)]
+    first = work.commit(message="one")
+    shas = [work.commit(message=f"commit {n}") for n in range(6)]
     work.push("main")
     (delivery,) = gitea.deliver_push(OWNER, NAME, "refs/heads/main", first, shas[-1])
     assert delivery.body.startswith(b'{\n  "ref": "refs/heads/main",\n  "before": ')

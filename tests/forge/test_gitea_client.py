@@ -10,8 +10,11 @@ import pytest
 from reconciler.errors import ForgeError
 from reconciler.forge import GiteaClient, StatusState, StatusUpdate
 from reconciler.logs import JsonFormatter
-from tests.forge.conftest import NAME, OWNER, TOKEN, Sleeps, Work, dead_port
+from tests.forge.conftest import Sleeps
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
+from tests.support.gitea_repo import NAME, OWNER, TOKEN
+from tests.support.net import dead_port
 
 CANARY = "reconciler/canary"
 
@@ -24,13 +27,13 @@ def update(
 
 def test_branch_head_is_the_pushed_commit(client: GiteaClient, work: Work, head: str) -> None:
     assert client.branch_head("main") == head
-    newer = work.commit("second")
+    newer = work.commit(message="second")
     work.push("main")
     assert client.branch_head("main") == newer
 
 
 def test_branch_with_a_slash(client: GiteaClient, work: Work, head: str) -> None:
-    sha = work.commit("feature", branch="feature/x")
+    sha = work.commit(message="feature", branch="feature/x")
     work.push("feature/x")
     assert client.branch_head("feature/x") == sha
     assert client.post_status(sha, update())
@@ -78,7 +81,7 @@ def test_description_is_cut_to_140_characters(client: GiteaClient, gitea: GiteaE
 
 
 def test_one_pr_comment_after_three_upserts(client: GiteaClient, gitea: GiteaEmulator, work: Work, head: str) -> None:
-    work.commit("pr", branch="change")
+    work.commit(message="pr", branch="change")
     work.push("change")
     number = gitea.open_pull_request(OWNER, NAME, "change")
     marker = "<!-- reconciler:plan -->"
@@ -94,7 +97,7 @@ def test_one_pr_comment_after_three_upserts(client: GiteaClient, gitea: GiteaEmu
 
 
 def test_open_pull_requests_pages_past_fifty(client: GiteaClient, gitea: GiteaEmulator, work: Work, head: str) -> None:
-    work.commit("pr", branch="change")
+    work.commit(message="pr", branch="change")
     work.push("change")
     for _ in range(55):
         gitea.open_pull_request(OWNER, NAME, "change")
@@ -117,7 +120,7 @@ def test_fork_pull_request_statuses_go_to_the_base_repo(
 ) -> None:
     gitea.create_repo("alice", NAME, fork_of=f"{OWNER}/{NAME}")
     fork = Work(tmp_path / "fork", gitea.clone_url("alice", NAME))
-    fork_sha = fork.commit("from a fork", branch="idea")
+    fork_sha = fork.commit(message="from a fork", branch="idea")
     fork.push("idea")
     number = gitea.open_pull_request(OWNER, NAME, "idea", head_repo=f"alice/{NAME}")
     (pr,) = client.open_pull_requests("main")
@@ -176,7 +179,7 @@ def test_timeout_then_success(gitea: GiteaEmulator, head: str, sleeps: Sleeps) -
 def test_comment_post_is_not_repeated_after_a_500_but_patch_is(
     client: GiteaClient, gitea: GiteaEmulator, work: Work, sleeps: Sleeps, head: str
 ) -> None:
-    work.commit("pr", branch="change")
+    work.commit(message="pr", branch="change")
     work.push("change")
     number = gitea.open_pull_request(OWNER, NAME, "change")
     gitea.fail_next(1, "500", method="POST")  # the server may have stored it: never post twice

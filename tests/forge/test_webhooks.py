@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from reconciler.forge import WebhookPayloadError, parse_event, verify_signature
-from tests.forge.conftest import HOOK_SECRET, NAME, OWNER, Receiver, Work
+from tests.forge.conftest import Receiver
+from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_hooks import ZERO, delivery_headers
+from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER
 
 BODY = b'{\n  "ref": "refs/heads/main"\n}'
 
@@ -105,7 +107,7 @@ def hooked(gitea: GiteaEmulator, receiver: Receiver, work: Work) -> Iterator[tup
 
 def test_signed_push_gives_exactly_one_trigger(hooked: tuple[GiteaEmulator, Receiver, Work]) -> None:
     gitea, receiver, work = hooked
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     (delivery,) = gitea.deliver_push(OWNER, NAME, "refs/heads/main", ZERO, sha)
     assert delivery.status_code == 202
@@ -117,7 +119,7 @@ def test_signed_push_gives_exactly_one_trigger(hooked: tuple[GiteaEmulator, Rece
 
 def test_duplicate_delivery_is_idempotent(hooked: tuple[GiteaEmulator, Receiver, Work]) -> None:
     gitea, receiver, work = hooked
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     (delivery,) = gitea.deliver_push(OWNER, NAME, "refs/heads/main", ZERO, sha)
     again = httpx.post(receiver.url, content=delivery.body, headers=delivery.headers)
@@ -128,7 +130,7 @@ def test_duplicate_delivery_is_idempotent(hooked: tuple[GiteaEmulator, Receiver,
 def test_forged_delivery_gives_no_trigger(gitea: GiteaEmulator, receiver: Receiver, work: Work) -> None:
     gitea.add_webhook(OWNER, NAME, receiver.url, secret="not-the-secret")
     gitea.add_webhook(OWNER, NAME, receiver.url, secret="")  # unsigned: empty signature headers
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     deliveries = gitea.deliver_push(OWNER, NAME, "refs/heads/main", ZERO, sha)
     assert [d.status_code for d in deliveries] == [401, 401]
@@ -140,7 +142,7 @@ def test_empty_configured_secret_rejects_signed_deliveries(
 ) -> None:
     receiver = receiver_factory(secret=b"")
     gitea.add_webhook(OWNER, NAME, receiver.url, secret="")
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     assert [d.status_code for d in gitea.deliver_push(OWNER, NAME, "refs/heads/main", ZERO, sha)] == [401]
     assert receiver.triggers == []
@@ -148,7 +150,7 @@ def test_empty_configured_secret_rejects_signed_deliveries(
 
 def test_push_to_another_branch_is_ignored(hooked: tuple[GiteaEmulator, Receiver, Work]) -> None:
     gitea, receiver, work = hooked
-    sha = work.commit("elsewhere", branch="other")
+    sha = work.commit(message="elsewhere", branch="other")
     work.push("other")
     (delivery,) = gitea.deliver_push(OWNER, NAME, "refs/heads/other", ZERO, sha)
     assert (delivery.status_code, json.loads(delivery.response)["status"]) == (200, "ignored")
@@ -157,12 +159,12 @@ def test_push_to_another_branch_is_ignored(hooked: tuple[GiteaEmulator, Receiver
 
 def test_pull_request_synchronized_gives_the_new_head(hooked: tuple[GiteaEmulator, Receiver, Work]) -> None:
     gitea, receiver, work = hooked
-    work.commit("base")
+    work.commit(message="base")
     work.push("main")
-    work.commit("proposal", branch="change")
+    work.commit(message="proposal", branch="change")
     work.push("change")
     number = gitea.open_pull_request(OWNER, NAME, "change")
-    newer = work.commit("proposal, take two")
+    newer = work.commit(message="proposal, take two")
     work.push("change")
     (delivery,) = gitea.deliver_pull_request(OWNER, NAME, number, action="synchronized")
     assert delivery.headers["X-Gitea-Event"] == "pull_request"
@@ -176,9 +178,9 @@ def test_pull_request_synchronized_gives_the_new_head(hooked: tuple[GiteaEmulato
 
 def test_pull_request_against_another_base_is_ignored(hooked: tuple[GiteaEmulator, Receiver, Work]) -> None:
     gitea, receiver, work = hooked
-    work.commit("base", branch="release")
+    work.commit(message="base", branch="release")
     work.push("release")
-    work.commit("proposal", branch="change")
+    work.commit(message="proposal", branch="change")
     work.push("change")
     number = gitea.open_pull_request(OWNER, NAME, "change", base="release")
     (delivery,) = gitea.deliver_pull_request(OWNER, NAME, number, action="opened")
@@ -188,7 +190,7 @@ def test_pull_request_against_another_base_is_ignored(hooked: tuple[GiteaEmulato
 def test_forgejo_headers_are_accepted(gitea: GiteaEmulator, receiver: Receiver, work: Work) -> None:
     gitea.flavor = "forgejo"
     gitea.add_webhook(OWNER, NAME, receiver.url, secret=HOOK_SECRET.decode())
-    sha = work.commit("first")
+    sha = work.commit(message="first")
     work.push("main")
     (delivery,) = gitea.deliver_push(OWNER, NAME, "refs/heads/main", ZERO, sha)
     assert "X-Forgejo-Signature" in delivery.headers and delivery.status_code == 202

@@ -39,8 +39,9 @@ from reconciler.secrets import SecretStore
 from reconciler.source.checkout import Checkout
 from reconciler.source.pins import LivePinResolver
 from reconciler.source.registry import RegistryClient
-from tests.backends.conftest import IMAGE, docker_client, instance_id, runtime_image  # noqa: F401
-from tests.source.conftest import GitServer, Work, make_work  # noqa: F401
+from tests.support.engine import IMAGE
+from tests.support.git_server import GitServer
+from tests.support.git_work import Work
 
 SHARED_REGISTRY = "127.0.0.1:5000"
 HEALTH = {"port": 8080, "interval_seconds": 0.3, "timeout_seconds": 2, "retries": 2}
@@ -91,7 +92,7 @@ def _untag(client: docker.DockerClient, pusher: Pusher) -> None:
 
 
 @pytest.fixture
-def pusher(docker_client: docker.DockerClient, shared_registry: str) -> Iterator[Pusher]:  # noqa: F811
+def pusher(docker_client: docker.DockerClient, shared_registry: str) -> Iterator[Pusher]:
     p = Pusher(docker_client, shared_registry)
     yield p
     _untag(docker_client, p)
@@ -140,7 +141,7 @@ def own_registry(tmp_path: Path) -> Iterator[OwnRegistry]:
 
 
 @pytest.fixture
-def own_pusher(docker_client: docker.DockerClient, own_registry: OwnRegistry) -> Iterator[Pusher]:  # noqa: F811
+def own_pusher(docker_client: docker.DockerClient, own_registry: OwnRegistry) -> Iterator[Pusher]:
     p = Pusher(docker_client, own_registry.host)
     yield p
     _untag(docker_client, p)
@@ -161,7 +162,7 @@ class PluginRepo:
 
 
 @pytest.fixture
-def plugin_repo(tmp_path: Path, make_work: Callable[[Path], Work]) -> Iterator[PluginRepo]:  # noqa: F811
+def plugin_repo(tmp_path: Path, make_work: Callable[[Path], Work]) -> Iterator[PluginRepo]:
     server = GitServer(tmp_path / "served")
     server.served.__enter__()
     server.running = True
@@ -235,6 +236,6 @@ class Config:
 
 
 @pytest.fixture
-def config(tmp_path: Path, instance_id: str, docker_client: docker.DockerClient) -> Config:  # noqa: F811
+def config(tmp_path: Path, instance_id: str, docker_client: docker.DockerClient) -> Config:
     return Config(tmp_path / "repo", tmp_path / "state", instance_id, docker_client)
 

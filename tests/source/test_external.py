@@ -11,7 +11,9 @@ from reconciler.errors import SourceError
 from reconciler.model.config import source_allowed
 from reconciler.source.external import GitExternalFetcher
 from reconciler.source.mirror import is_complete
-from tests.source.conftest import TOKEN, GitServer, Work, dead_port
+from tests.support.git_server import TOKEN, GitServer
+from tests.support.git_work import Work
+from tests.support.net import dead_port
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import pytest
 
 from reconciler.errors import SourceError
 from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, mask, safe_url
-from tests.source.conftest import TOKEN, GitServer, Work
+from tests.support.git_server import TOKEN, GitServer
+from tests.support.git_work import Work
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import pytest
 
 from reconciler.errors import SourceError
 from reconciler.source.refs import parse_track, plugin_checkout, resolve_track
-from tests.source.conftest import GitServer, Work, dead_port
+from tests.support.git_server import GitServer
+from tests.support.git_work import Work
+from tests.support.net import dead_port
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ images once, and remove everything a test labelled. Shared by every test area th
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,25 +14,38 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRY = "http://127.0.0.1:5000/v2/"
+# where scripts/test-env.sh starts the registry (it reads the same variable)
+REGISTRY = f"http://{os.environ.get('RECONCILER_TEST_REGISTRY', '127.0.0.1:5000')}/v2/"
+IMAGE = "workspace-template-claude-code:latest"  # the demo runtime image, built by scripts/build-images.sh
 TEST_LABEL = "reconciler-test"  # on foreign containers tests create, so cleanup finds them too
+START = "start it with `scripts/test-env.sh start` (after `scripts/setup.sh` on a fresh machine)"
+
+
+def engine_problem(timeout: float) -> str | None:
+    """Why no Docker engine answers, as `Docker engine at <where>: <reason>` (None when one does)."""
+    try:
+        docker.from_env(timeout=timeout).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        return f"Docker engine at {where}: {' '.join(str(exc).split())}"
+    return None
+
+
+def registry_problem(timeout: float) -> str | None:
+    """Why no registry answers, as `registry at <url>: <reason>` (None when one does)."""
+    try:
+        httpx.get(REGISTRY, timeout=timeout).raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"registry at {REGISTRY}: {' '.join(str(exc).split())}"
+    return None
 
 
 def require_engine(registry: bool = False) -> docker.DockerClient:
     """A client of the engine started by scripts/test-env.sh; the test fails (not skips) without it."""
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"no Docker engine answers on this machine ({exc}); start it with `scripts/test-env.sh start` "
-                    "(after `scripts/setup.sh` on a fresh machine)", pytrace=False)
-    if registry:
-        try:
-            httpx.get(REGISTRY, timeout=5).raise_for_status()
-        except httpx.HTTPError as exc:
-            pytest.fail(f"no registry answers at {REGISTRY} ({exc}); start it with `scripts/test-env.sh start`",
-                        pytrace=False)
-    return client
+    problem = engine_problem(timeout=60) or (registry_problem(timeout=5) if registry else None)
+    if problem:
+        pytest.fail(f"environment not running ({problem}): {START}", pytrace=False)
+    return docker.from_env(timeout=60)
 
 
 def build_demo_images(client: docker.DockerClient, image: str) -> None:

@@ -25,8 +25,8 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from devtools.git_http import GitHttpApp, init_bare_repo
 from tests.support import gitea_payloads as shapes
-from tests.support.git_http import GitHttpApp, init_bare_repo
 from tests.support.gitea_hooks import Delivery, WebhookDeliveries
 from tests.support.gitea_rest import ApiError, Repo, RestHandlers, combine, combine_legacy
 
