@@ -11,6 +11,7 @@ import pytest
 from reconciler.apply import apply_plan
 from reconciler.backends.memory import MemoryBackend
 from reconciler.model.desired import DesiredState
+from reconciler.model.events import ApplyEvent
 from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult
 from reconciler.plan import PlanPolicy, plan
@@ -21,7 +22,7 @@ class Harness:
     def __init__(self) -> None:
         self.backend = MemoryBackend("test")
         self.clock = FakeClock()
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[ApplyEvent] = []
         self.stop = threading.Event()
 
     def plan(self, desired: DesiredState, policy: PlanPolicy | None = None) -> Plan:
@@ -31,7 +32,7 @@ class Harness:
         options: dict[str, Any] = {
             "secrets": lambda ws: {name: f"value-of-{name}" for name in ws.secrets},
             "health_timeout_s": 30.0, "clock": self.clock, "sleep": self.clock.sleep, "stop": self.stop,
-            "on_event": lambda name, payload: self.events.append((name, payload)), "wall": lambda: 1.7e9,
+            "on_event": self.events.append, "wall": lambda: 1.7e9,
         }
         options.update(kw)
         return apply_plan(the_plan, self.backend, **options)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 
 from reconciler.daemon.loop import Request, RunControl, Worker
+from reconciler.model.enums import RunStatus, Trigger
 from tests.support.clock import wait_until
 
 
 class FakeExecutor:
     """Runs block until released; records what ran, what was superseded, and the controls."""
 
-    def __init__(self, outcome: str = "success") -> None:
+    def __init__(self, outcome: str = RunStatus.SUCCESS) -> None:
         self.outcome = outcome
         self.ran: list[Request] = []
         self.replaced: list[tuple[str, str]] = []
@@ -43,14 +44,14 @@ def test_newest_wins_queued_heads_are_superseded_and_the_gate_wait_ends() -> Non
     ex = FakeExecutor()
     worker = make(ex)
     try:
-        assert worker.submit(Request("a" * 40, "push"))
+        assert worker.submit(Request("a" * 40, Trigger.PUSH))
         assert ex.started.wait(10)
         ex.controls[0].gate_started()  # run A waits on its health gate
-        worker.submit(Request("b" * 40, "push"))
-        worker.submit(Request("c" * 40, "push"))
+        worker.submit(Request("b" * 40, Trigger.PUSH))
+        worker.submit(Request("c" * 40, Trigger.PUSH))
         assert ex.controls[0].stop.is_set() and ex.controls[0].superseded_by == "c" * 40
         ex.release.set()
-        assert wait_until(lambda: ex.statuses.get("c" * 40) == "success", timeout=10)
+        assert wait_until(lambda: ex.statuses.get("c" * 40) == RunStatus.SUCCESS, timeout=10)
         assert [r.sha[0] for r in ex.ran] == ["a", "c"]
         assert ex.replaced == [("b" * 40, "c" * 40)]
         assert ex.statuses["a" * 40] == "superseded"
@@ -63,9 +64,9 @@ def test_a_newer_head_outside_a_gate_does_not_stop_the_run() -> None:
     ex = FakeExecutor()
     worker = make(ex)
     try:
-        worker.submit(Request("a" * 40, "push"))
+        worker.submit(Request("a" * 40, Trigger.PUSH))
         assert ex.started.wait(10)
-        worker.submit(Request("b" * 40, "push"))
+        worker.submit(Request("b" * 40, Trigger.PUSH))
         assert not ex.controls[0].stop.is_set()
         ex.controls[0].gate_started()  # a gate later in the same run ends at once
         assert ex.controls[0].stop.is_set()
@@ -77,30 +78,30 @@ def test_a_newer_head_outside_a_gate_does_not_stop_the_run() -> None:
 def test_converged_and_failed_heads_are_not_run_again_but_resync_replans_converged() -> None:
     ex = FakeExecutor()
     ex.release.set()
-    ex.statuses.update({"f" * 40: "failed", "s" * 40: "success"})
+    ex.statuses.update({"f" * 40: RunStatus.FAILED, "s" * 40: RunStatus.SUCCESS})
     worker = make(ex)
     try:
         for sha in ("f" * 40, "s" * 40):
-            assert worker.submit(Request(sha, "push"))
+            assert worker.submit(Request(sha, Trigger.PUSH))
             assert wait_until(lambda: worker.idle, timeout=10)
-            assert worker.submit(Request(sha, "resync", resync=True))
+            assert worker.submit(Request(sha, Trigger.RESYNC, resync=True))
             assert wait_until(lambda: worker.idle, timeout=10)
-        assert [(r.sha[0], r.trigger) for r in ex.ran] == [("s", "resync")]
+        assert [(r.sha[0], r.trigger) for r in ex.ran] == [("s", Trigger.RESYNC)]
     finally:
         worker.shutdown(10)
 
 
 def test_error_is_retried_with_capped_backoff_while_it_is_the_head() -> None:
-    ex = FakeExecutor(outcome="error")
+    ex = FakeExecutor(outcome=RunStatus.ERROR)
     ex.release.set()
     worker = make(ex, backoff_base_s=0.01, backoff_cap_s=0.02, max_retries=3)
     try:
-        worker.submit(Request("e" * 40, "push"))
+        worker.submit(Request("e" * 40, Trigger.PUSH))
         assert wait_until(lambda: len(ex.ran) == 4, timeout=10)
         assert [r.attempt for r in ex.ran] == [0, 1, 2, 3]
-        ex.outcome = "failed"
-        worker.submit(Request("g" * 40, "push"))  # a failed run is never retried
-        assert wait_until(lambda: ex.statuses.get("g" * 40) == "failed", timeout=10)
+        ex.outcome = RunStatus.FAILED
+        worker.submit(Request("g" * 40, Trigger.PUSH))  # a failed run is never retried
+        assert wait_until(lambda: ex.statuses.get("g" * 40) == RunStatus.FAILED, timeout=10)
         assert wait_until(lambda: worker.current is None, timeout=10)
         assert [r.sha[0] for r in ex.ran].count("g") == 1
     finally:
@@ -110,9 +111,9 @@ def test_error_is_retried_with_capped_backoff_while_it_is_the_head() -> None:
 def test_shutdown_stops_the_current_run() -> None:
     ex = FakeExecutor()
     worker = make(ex)
-    worker.submit(Request("a" * 40, "push"))
+    worker.submit(Request("a" * 40, Trigger.PUSH))
     assert ex.started.wait(10)
     threading.Timer(0.05, ex.release.set).start()
     worker.shutdown(10)
     assert ex.controls[0].stop.is_set() and ex.controls[0].shutting_down
-    assert not worker.alive and not worker.submit(Request("b" * 40, "push"))
+    assert not worker.alive and not worker.submit(Request("b" * 40, Trigger.PUSH))

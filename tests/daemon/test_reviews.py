@@ -37,7 +37,7 @@ def test_pr_opened_then_updated_gets_one_comment_and_a_plan_status_per_head(
     assert gitea.deliver_pull_request(OWNER, NAME, number, "opened")[0].status_code == 202
     assert wait_until(lambda: states(gitea, head1).get("reconciler/plan") == "success", timeout=60), daemon.logs()
     plan_status = statuses(gitea, head1)["reconciler/plan"]
-    assert plan_status["description"] == "+1 ~2 -0"
+    assert plan_status["description"] == "+1 ~0 -/+2 -0 =0"  # one created, two recreated
     review = daemon.runs(head1)[-1]
     assert review["kind"] == "review" and plan_status["target_url"] == f"{daemon.url}/runs/{review['id']}"
     assert wait_until(lambda: len(_comments(gitea)) == 1, timeout=30)

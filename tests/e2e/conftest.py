@@ -21,8 +21,8 @@ import docker
 import docker.errors
 import pytest
 
-from reconciler.forge import GiteaClient
 from reconciler.forge.base import CombinedStatus
+from reconciler.forge.gitea import GiteaClient
 from tests.e2e.fleet import IMAGE, REPO, TOKEN, Cli, ConfigRepo, Fleet, Plugins, Run, baseline_org
 from tests.support.engine import build_demo_images, cleanup, require_engine
 from tests.support.gitea_emulator import GiteaEmulator

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from reconciler.forge import GiteaClient, Trigger, webhook_app
+from reconciler.forge.gitea import GiteaClient
+from reconciler.forge.webhooks import Trigger, webhook_app
 from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.forge import GiteaClient, StatusState, StatusUpdate
+from reconciler.forge.base import StatusState, StatusUpdate
+from reconciler.forge.gitea import GiteaClient
 from reconciler.source.checkout import checkout
 from tests.forge.conftest import Receiver
 from tests.support.git_work import Work

@@ -8,7 +8,8 @@ import traceback
 import pytest
 
 from reconciler.errors import ForgeError
-from reconciler.forge import GiteaClient, StatusState, StatusUpdate
+from reconciler.forge.base import StatusState, StatusUpdate
+from reconciler.forge.gitea import GiteaClient
 from reconciler.logs import JsonFormatter
 from tests.forge.conftest import Sleeps
 from tests.support.git_work import Work

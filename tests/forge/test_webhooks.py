@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from reconciler.forge import WebhookPayloadError, parse_event, verify_signature
+from reconciler.forge.webhooks import WebhookPayloadError, parse_event, verify_signature
 from tests.forge.conftest import Receiver
 from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator

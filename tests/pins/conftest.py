@@ -31,11 +31,13 @@ import httpx
 import pytest
 import yaml
 
-from reconciler.apply.quarantine import QuarantineStore
 from reconciler.backends.docker import DockerBackend
-from reconciler.plan import PlanPolicy
-from reconciler.reconcile import PassInputs, PassResult, run_pass
-from reconciler.secrets import SecretStore
+from reconciler.model.config import ReconcilerFile
+from reconciler.model.events import ApplyEvent
+from reconciler.pipeline.compose import Parts, build_parts
+from reconciler.pipeline.passes import PassOutcome, run_pass
+from reconciler.pipeline.settings import Settings
+from reconciler.render.pins import PinResolver
 from reconciler.source.checkout import Checkout
 from reconciler.source.pins import LivePinResolver
 from reconciler.source.registry import RegistryClient
@@ -184,7 +186,7 @@ class Config:
     images: dict[str, str] = field(default_factory=dict)
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
     allowed: list[str] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[ApplyEvent] = field(default_factory=list)
 
     def write(self) -> None:
         files = {
@@ -208,20 +210,14 @@ class Config:
         return DockerBackend(self.instance, client=self.client, network="none", restart_policy="no",
                              settle_seconds=0, state_dir=self.state_dir, stop_timeout=2)
 
-    def run(self, *, apply: bool = True, registry: RegistryClient | None = None) -> PassResult:
+    def run(self, *, apply: bool = True, registry: RegistryClient | None = None) -> PassOutcome:
         self.write()
         self.events.clear()
-        inputs = PassInputs(
-            make_backend=lambda settings: self.backend(),
-            resolver=LivePinResolver(self.state_dir, registry or RegistryClient()),
-            secrets=SecretStore.open(None, self.state_dir),
-            policy=lambda settings: PlanPolicy(mode=settings.mode),
-            health_timeout_s=30,
-            on_event=lambda event, payload: self.events.append((event, payload)),
-            apply=apply,
-            quarantine=QuarantineStore(self.state_dir / f"quarantine-{self.instance}.json"),
-        )
-        return run_pass(Checkout(self.root, None, None), inputs)
+        settings = Settings(instance_id=self.instance, state_dir=self.state_dir, secrets_dir=None, max_delete=100,
+                            health_timeout_s=30)
+        parts = _Parts(**vars(build_parts(settings)))
+        parts.config, parts.registry = self, registry or RegistryClient()
+        return run_pass(Checkout(self.root, None, None), parts, apply=apply, on_event=self.events.append)
 
     def containers(self) -> dict[str, dict[str, Any]]:
         """Workload containers of this instance by workspace id: {id, image label, plugins label}."""
@@ -233,6 +229,19 @@ class Config:
         cid = self.containers()[workspace_id]["Id"]
         out = self.client.api.exec_start(self.client.api.exec_create(cid, ["cat", path]))
         return out.decode()
+
+
+class _Parts(Parts):
+    """The pipeline's parts with this test's backend (its client, short stop timeout) and registry."""
+
+    config: Config
+    registry: RegistryClient
+
+    def backend(self, repo: ReconcilerFile) -> DockerBackend:
+        return self.config.backend()
+
+    def resolver(self) -> PinResolver:
+        return LivePinResolver(self.config.state_dir, self.registry)
 
 
 @pytest.fixture

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.apply.quarantine import Quarantined, QuarantineStore, blame, hold
 from reconciler.errors import Location, SourceError
 from reconciler.model.desired import DesiredState, DesiredWorkspace, PluginPinRef
 from reconciler.model.enums import ActionKind, Outcome, Tier
+from reconciler.model.holds import Hold
 from reconciler.model.observed import ObservedWorkspace
 from reconciler.model.plan import Plan
 from reconciler.model.results import GateResult, RunResult, TierResult
+from reconciler.pipeline.holdstore import HoldStore
 from reconciler.plan import plan
+from reconciler.plan.holds import blame, hold
 from reconciler.render.pins import resolve_pins
 from reconciler.render.spec_hash import with_spec
-from reconciler.report.held import mark_held
 from reconciler.report.pins import lock_view, render_text
 from reconciler.report.statuses import run_statuses
 
@@ -130,22 +131,23 @@ def test_a_digest_that_failed_the_canary_gate_is_held_in_every_tier_until_it_mov
     entries = blame(first, _failed_canary_run(first, ("acme/canary",)), now=1_700_000_000)
     assert {(e.kind, e.value) for e in entries} == {("spec", bad.workspaces[0].spec_hash), ("image", f"{REPO}@{D3}")}
 
-    store = QuarantineStore(tmp_path / "q.json")
+    store = HoldStore(tmp_path / "q.json")
     store.add(entries, now=1_700_000_000)
-    held = hold(plan(bad, actual), store.entries(now=1_700_000_100))
-    assert [a.kind for a in held.actions] == [ActionKind.NOOP, ActionKind.NOOP]
-    assert all(a.reason.startswith("held: ") for a in held.actions)
+    held = hold(plan(bad, actual), store.current(now=1_700_000_100))
+    assert [a.kind for a in held.actions] == [ActionKind.HOLD, ActionKind.HOLD]
+    assert all(a.held_by is not None for a in held.actions)
+    assert held.changes() == ()  # nothing held is applied
     assert f"sha256:{'c' * 12}… failed the canary gate at 2023-11-14T22:13:20Z" in held.actions[1].reason
 
-    lines = mark_held(run_statuses(RunResult(revision="r1", outcome=Outcome.SUCCESS, tiers=(
+    lines = run_statuses(RunResult(revision="r1", outcome=Outcome.SUCCESS, tiers=(
         TierResult(tier=Tier.CANARY, outcome=Outcome.SUCCESS, unchanged=1),
-        TierResult(tier=Tier.PRODUCTION, outcome=Outcome.SUCCESS, unchanged=1)))), held)
+        TierResult(tier=Tier.PRODUCTION, outcome=Outcome.SUCCESS, unchanged=1))), held)
     assert [line.state for line in lines] == ["failure", "failure"]
     assert lines[0].description.startswith("canary: held: this spec of acme/canary failed its health gate")
     assert "waiting for it to move" in lines[1].description
 
     moved = _pinned(D1, ("canary", Tier.CANARY), ("prod", Tier.PRODUCTION))
-    assert [a.kind for a in hold(plan(moved, actual), store.entries(now=1_700_000_100)).actions] == [
+    assert [a.kind for a in hold(plan(moved, actual), store.current(now=1_700_000_100)).actions] == [
         ActionKind.RECREATE, ActionKind.RECREATE]
 
 
@@ -158,20 +160,19 @@ def test_a_canary_held_by_its_spec_holds_production_changes(tmp_path: Path) -> N
     entries = blame(first, _failed_canary_run(first, ("acme/canary",)), now=1_700_000_000)
     assert [e.kind for e in entries] == ["spec"]  # no pin moved: only the spec is blamed
     held = hold(first, entries)
-    assert [a.kind for a in held.actions] == [ActionKind.NOOP, ActionKind.NOOP]
+    assert [a.kind for a in held.actions] == [ActionKind.HOLD, ActionKind.HOLD]
     assert "canary acme/canary failed the canary gate" in held.actions[1].reason
 
 
-def test_quarantine_store_survives_corruption_and_prunes_old_entries(tmp_path: Path) -> None:
+def test_hold_store_survives_corruption_and_prunes_old_entries(tmp_path: Path) -> None:
     path = tmp_path / "q.json"
     path.write_text("{not json")
-    store = QuarantineStore(path, max_age_s=100)
-    assert store.entries(now=0) == []
-    entry = Quarantined(kind="image", subject=REPO, value=f"{REPO}@{D3}", label="x", workspace="acme/a",
-                        failed_at=10)
+    store = HoldStore(path, max_age_s=100)
+    assert store.current(now=0) == []
+    entry = Hold(kind="image", subject=REPO, value=f"{REPO}@{D3}", label="x", workspace="acme/a", failed_at=10)
     store.add([entry], now=10)
-    assert QuarantineStore(path, max_age_s=100).entries(now=50) == [entry]
-    assert QuarantineStore(path, max_age_s=100).entries(now=500) == []
+    assert HoldStore(path, max_age_s=100).current(now=50) == [entry]
+    assert HoldStore(path, max_age_s=100).current(now=500) == []
     assert [p.name for p in tmp_path.iterdir()] == ["q.json"]  # no temp file left behind
 
 
@@ -209,5 +210,5 @@ def test_a_spec_that_failed_the_production_gate_is_held_but_its_pins_are_not() -
     after_canary = [observe(new.workspaces[0]), actual[1]]  # canary kept the new digest, prod rolled back
     held = hold(plan(new, after_canary), entries)
     kinds = {a.workspace_id: (a.kind, a.reason) for a in held.actions}
-    assert kinds["acme/prod"][0] is ActionKind.NOOP and "failed its health gate" in kinds["acme/prod"][1]
+    assert kinds["acme/prod"][0] is ActionKind.HOLD and "failed its health gate" in kinds["acme/prod"][1]
     assert kinds["acme/canary"][0] is ActionKind.NOOP and kinds["acme/canary"][1] == "up to date"

@@ -9,7 +9,8 @@ import json
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.model.enums import ActionKind
+from reconciler.model.enums import ActionKind, Outcome, RunStatus
+from reconciler.model.events import ActionDone
 from tests.pins.conftest import Config, Pusher
 
 CANARY, PROD = "acme/canary", "acme/prod"
@@ -31,7 +32,8 @@ def running_images(config: Config) -> dict[str, str]:
 
 
 def applied_order(config: Config) -> list[str]:
-    return [p["workspace"] for e, p in config.events if e == "action_done" and p["outcome"] == "success"]
+    return [e.result.workspace_id for e in config.events
+            if isinstance(e, ActionDone) and e.result.outcome is Outcome.SUCCESS]
 
 
 def test_a_moved_tag_rolls_out_canary_first_and_a_bad_digest_stops_at_canary(pusher: Pusher, config: Config) -> None:
@@ -77,9 +79,9 @@ def test_a_moved_tag_rolls_out_canary_first_and_a_bad_digest_stops_at_canary(pus
     assert fourth.exit_code == 1
     assert {ws: row["Id"] for ws, row in config.containers().items()} == before
     assert fourth.plan is not None
-    assert [a.kind for a in fourth.plan.actions] == [ActionKind.NOOP, ActionKind.NOOP]
-    assert all(a.reason.startswith("held: ") for a in fourth.plan.actions)
-    assert [e for e, _ in config.events if e == "action_done"] == []
+    assert [a.kind for a in fourth.plan.actions] == [ActionKind.HOLD, ActionKind.HOLD]
+    assert fourth.status is RunStatus.HELD
+    assert [e for e in config.events if isinstance(e, ActionDone)] == []
     final = {s.context: s for s in fourth.statuses if s.state != "pending"}
     assert final["reconciler/production"].state == "failure"
     assert f"{short(v3)}… failed the canary gate" in final["reconciler/production"].description

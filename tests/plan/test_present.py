@@ -49,7 +49,7 @@ def test_refused_plan_shows_the_refusal() -> None:
     text = render_table(refused)
     assert text.splitlines()[-1] == (
         "REFUSED: desired state is empty but 2 managed workspaces exist; pass --allow-empty to delete them all")
-    assert "Plan: 0 to create, 0 to update, 0 to recreate, 0 to delete, 2 unchanged." in text
+    assert "Plan: 0 to create, 0 to update, 0 to recreate, 2 to delete, 0 unchanged." in text
     assert "acme/a" in text
     assert "**Refused:** desired state is empty" in render_markdown(refused, "abc")
 
@@ -69,9 +69,9 @@ def test_markdown_comment() -> None:
 
 def test_json_is_machine_readable_and_reduced() -> None:
     data = plan_to_json(sample_plan())
-    assert data["summary"] == {"create": 1, "update": 2, "recreate": 1, "delete": 1, "noop": 5}
+    assert data["summary"] == {"create": 1, "update": 2, "recreate": 1, "delete": 1, "noop": 5, "hold": 0}
     first = data["actions"][0]
-    assert first["kind"] == "create" and first["workspace"] == "acme/new" and first["tier"] == "canary"
+    assert first["kind"] == "create" and first["workspace_id"] == "acme/new" and first["tier"] == "canary"
     assert set(first["desired"]) == {"id", "tier", "runtime", "provisioned", "parent", "image", "spec_hash"}
     assert first["observed"] is None
     json.dumps(data)  # plain JSON types only

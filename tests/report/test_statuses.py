@@ -6,7 +6,14 @@ import pytest
 
 from reconciler.model.enums import ActionKind, Outcome, Tier
 from reconciler.model.results import ActionResult, GateResult, RunResult, TierResult
-from reconciler.report import StatusLine, config_error_statuses, error_statuses, run_statuses, tier_pending, tier_status
+from reconciler.report.statuses import (
+    StatusLine,
+    config_error_statuses,
+    error_statuses,
+    run_statuses,
+    tier_pending,
+    tier_status,
+)
 
 C, P = Tier.CANARY, Tier.PRODUCTION
 
