@@ -59,6 +59,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -437,8 +438,12 @@ def converge_main(args: argparse.Namespace) -> int:
         repos = [work / "repo-1", work / "repo-2", work / "repo-2"]
         write_repo(repos[0], list(range(n)), args.canaries, args.settle, None)
         write_repo(repos[1], list(range(n)), args.canaries, args.settle, changed)
-        resolver = build_parts(bench_settings(state_dir=work / "render-state")).resolver()
-        desired = [list(resolve_pins(render_repo(r), resolver).workspaces) for r in repos]
+        plain_settings = bench_settings(state_dir=work / "render-state")
+        resolver = build_parts(plain_settings).resolver()
+        options: dict[str, Any] = {}
+        if "policy" in signature(render_repo).parameters:  # the pipeline's operator policy, where it has one
+            options["policy"] = plain_settings.policy
+        desired = [list(resolve_pins(render_repo(r, **options), resolver).workspaces) for r in repos]
         image = desired[0][0].image_digest
         print(f"N={n} workspaces ({args.canaries} canary), image {image}, network none, "
               f"reconciler concurrency {args.concurrency}, settle {args.settle}s; run id {run_id}")
