@@ -19,10 +19,12 @@ prints them per workspace: the SDK contenders through a counting wrapper on thei
 interpreter of /usr/bin/docker-compose). `--calls` prints the reconciler's calls by endpoint.
 
 No-op-only mode (`--noop-only -n 1000`): creates N workspaces once through a fast path (the
-reconciler's own create action on a thread pool, no gate, no commit, so the labels are exactly
-what a pass would produce), checks a pass plans nothing, then times the no-op pass (prepare +
-plan, nothing applied; best of `--runs`), each stage apart (render, list, pins, plan), its peak
-memory (tracemalloc, and the RSS high-water mark over the pass), and a profile of one pass. Two
+backend's container spec on a thread pool, no gate, no commit, so the labels are exactly what a
+pass would produce; the process is an idle `sleep`, see `create_fast`; `--agent`: the backend's
+own create action and the image's demo agent), checks a pass plans nothing, then times the no-op
+pass (prepare + plan, nothing applied; best of `--runs`), each stage apart (render, list, pins,
+plan), its peak memory (tracemalloc, and the RSS high-water mark over the pass), and a profile of
+one cold pass. Two
 ways when the pipeline has a pass cache: cold (the cache emptied before each pass: render and pins
 every time, as the CLI does) and warm (the same revision again, as the daemon's resync sees it).
 While creating it watches MemAvailable and stops below `--min-free-gib` (the containers already
@@ -33,7 +35,7 @@ unique run id and is removed at the end (also on failure, Ctrl-C or SIGTERM).
 
     python bench/converge.py [-n 50] [--concurrency 4] [--canaries 0] [--settle 0] [--rounds 1]
                              [--only plain,plain-x,compose,reconciler] [--calls]
-    python bench/converge.py --noop-only [-n 1000] [--create-concurrency 16] [--runs 5] [--profile 25]
+    python bench/converge.py --noop-only [-n 1000] [--create-concurrency 16] [--runs 5] [--profile 25] [--agent]
 """
 
 from __future__ import annotations
@@ -595,14 +597,30 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def create_fast(parts: BenchParts, checkout: Checkout, workers: int, min_free_gib: float) -> tuple[int, str]:
-    """Create every workspace the plan wants with the reconciler's own create action, `workers` at
-    a time (no gate, no commit); stop early when MemAvailable falls under `min_free_gib`."""
+IDLE = ["sleep", "2147483647"]  # the workload process of --noop-only containers (see create_fast)
+
+
+def create_fast(parts: BenchParts, checkout: Checkout, workers: int, min_free_gib: float,
+                idle: bool) -> tuple[int, str]:
+    """Create every workspace the plan wants, `workers` at a time, no gate, no commit: the
+    reconciler's own create action, or with `idle` the same calls with the same spec (labels,
+    volume, env, host config from the backend's `container_spec`) but an idle `sleep` as the
+    process instead of the image's demo agent loop, which forks every second (1,000 of them keep
+    2 cores busy; the plan never looks at the process). Stops early under `min_free_gib`."""
     planned = plan_revision(checkout, parts)
     if isinstance(planned, PassOutcome):
         raise RuntimeError(f"planning failed: {planned.message}")
     backend = planned.prepared.backend
+    assert isinstance(backend, DockerBackend)
     creates = [a for a in planned.plan.changes() if a.kind is ActionKind.CREATE]
+    api = backend._api()
+
+    def apply_idle(action: Any) -> None:
+        ws = action.desired
+        image = ws.image_digest or ws.image
+        backend.objects.ensure_volume(ws.id, lb.volume_name(backend.instance_id, ws.id))
+        spec = backend.objects.container_spec(ws, {}, checkout.revision, image)
+        api.start(api.create_container(**spec, entrypoint=IDLE, command=[])["Id"])
     stop, why = threading.Event(), ""
     lowest = [mem_available_gib()]
 
@@ -614,15 +632,22 @@ def create_fast(parts: BenchParts, checkout: Checkout, workers: int, min_free_gi
         if free < min_free_gib:
             stop.set()
             return False
-        backend.apply(action, {}, checkout.revision)
+        if idle:
+            apply_idle(action)
+        else:
+            backend.apply(action, {}, checkout.revision)
         return True
 
     done = 0
     with ThreadPoolExecutor(workers) as pool:
-        for i, ok in enumerate(pool.map(create, creates), 1):
-            done += ok
-            if i % 100 == 0:
-                print(f"    {i}/{len(creates)} created, MemAvailable {mem_available_gib():.1f} GiB", flush=True)
+        try:
+            for i, ok in enumerate(pool.map(create, creates), 1):
+                done += ok
+                if i % 100 == 0:
+                    print(f"    {i}/{len(creates)} created, MemAvailable {mem_available_gib():.1f} GiB", flush=True)
+        except BaseException:  # Ctrl-C, SIGTERM, a failed create: start no more (the pool waits for the rest)
+            stop.set()
+            raise
     if stop.is_set():
         why = f"stopped: MemAvailable under {min_free_gib} GiB"
     return done, f"{why + '; ' if why else ''}lowest MemAvailable while creating {lowest[0]:.1f} GiB"
@@ -643,9 +668,9 @@ def noop_main(args: argparse.Namespace) -> int:
         maker = bench_parts(instance, work / "state", args.create_concurrency, client)
         checkout = Checkout(root, REVISION, None)  # a revision, so a pass cache (if any) keeps its render
         start = time.perf_counter()
-        created, note = create_fast(maker, checkout, args.create_concurrency, args.min_free_gib)
+        created, note = create_fast(maker, checkout, args.create_concurrency, args.min_free_gib, not args.agent)
         print(f"  created {created} workspace(s) in {time.perf_counter() - start:.1f} s "
-              f"({args.create_concurrency} threads; {note})")
+              f"({args.create_concurrency} threads, {'demo agent' if args.agent else 'idle'} process; {note})")
         if created < n:
             n = created
             rows = client.api.containers(all=True, filters={"label": lb.owner_filters(instance)})
@@ -741,6 +766,8 @@ def main() -> int:
     parser.add_argument("--create-concurrency", type=int, default=16, help="--noop-only: threads creating them")
     parser.add_argument("--runs", type=int, default=5, help="--noop-only: timed no-op passes (best is reported)")
     parser.add_argument("--profile", type=int, default=25, help="--noop-only: profile rows to print (0: none)")
+    parser.add_argument("--agent", action="store_true",
+                        help="--noop-only: create through the backend's apply, running the image's demo agent")
     parser.add_argument("--min-free-gib", type=float, default=4.0, help="--noop-only: stop creating below this")
     args = parser.parse_args()
     if args.workspaces is None:
