@@ -33,4 +33,10 @@ if [ ! -e "$secrets_dir/ANTHROPIC_API_KEY" ]; then
   (umask 077; echo "demo-not-a-real-key" >"$secrets_dir/ANTHROPIC_API_KEY")
   echo "setup: wrote a demo ANTHROPIC_API_KEY to $secrets_dir (replace it for real use)" >&2
 fi
+# The operator policy of the example as this machine's default (never read from a config repo).
+policy=${XDG_CONFIG_HOME:-$HOME/.config}/reconciler/policy.yaml
+if [ ! -e "$policy" ]; then
+  mkdir -p "$(dirname "$policy")" && cp examples/policy.yaml "$policy"
+  echo "setup: installed the example operator policy as $policy (edit it for real use)" >&2
+fi
 echo "setup: done. Next: reconciler apply --source examples/org-repo" >&2

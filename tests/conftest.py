@@ -11,6 +11,8 @@ everything that needs nothing but this checkout, and `pytest -m docker` the rest
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support.engine import engine_problem, registry_problem
@@ -41,3 +43,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if problems:
         pytest.exit(f"environment not running: start it with scripts/test-env.sh start ({'; '.join(problems)}); "
                     "tests that need none: pytest -m 'not docker'", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_machine_policy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never pick up this machine's operator policy (~/.config/reconciler/policy.yaml)."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))

@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
-from reconciler.cli.options import AsJson, PathArg, SecretsDir, StateDir, exit_on_errors
+from reconciler.cli.options import STATE, TRUST, AsJson, PathArg, exit_on_errors, operator
 from reconciler.errors import ConfigError
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.desired import DesiredState
 from reconciler.pipeline.compose import build_parts
-from reconciler.pipeline.settings import DEFAULT_STATE, Settings
+from reconciler.pipeline.settings import Settings
 from reconciler.render.repo import load_settings, render_repo
 from reconciler.report.desired import desired_json, render_tree, summary
 
 
-def _render(path: PathArg, secrets_dir: SecretsDir, state_dir: StateDir) -> DesiredState:
-    parts = build_parts(Settings(state_dir=state_dir, secrets_dir=secrets_dir))
+def _render(path: Path, settings: Settings) -> DesiredState:
+    parts = build_parts(settings)
     try:  # an invalid reconciler.yaml is reported by render_repo with every other error
         repo = load_settings(path)
     except ConfigError:
         repo = ReconcilerFile()
     with exit_on_errors():
-        return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo))
+        return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo), policy=settings.policy)
 
 
-def validate(path: PathArg, secrets_dir: SecretsDir = None, state_dir: StateDir = DEFAULT_STATE) -> None:
-    """Check a config repository: schema, includes, externals, references. Exit 1 on any error."""
-    typer.echo(summary(_render(path, secrets_dir, state_dir)))
+@operator(STATE, TRUST, default_secrets=False)
+def validate(settings: Settings, path: PathArg) -> None:
+    """Check a config repository: schema, includes, externals, references, the operator policy. Exit 1 on any
+    error."""
+    typer.echo(summary(_render(path, settings)))
 
 
-def render(
-    path: PathArg, as_json: AsJson = False, secrets_dir: SecretsDir = None, state_dir: StateDir = DEFAULT_STATE
-) -> None:
+@operator(STATE, TRUST, default_secrets=False)
+def render(settings: Settings, path: PathArg, as_json: AsJson = False) -> None:
     """Print the desired state a config repository renders to (never a secret value)."""
-    state = _render(path, secrets_dir, state_dir)
+    state = _render(path, settings)
     typer.echo(json.dumps(desired_json(state), indent=2) if as_json else render_tree(state))

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from reconciler.errors import ConfigError, ConfigErrors, ReconcilerError
 from reconciler.model.enums import Mode
+from reconciler.pipeline.operator import default_policy_path, load_credentials, load_policy, token_host
 from reconciler.pipeline.settings import DEFAULT_SECRETS, DEFAULT_STATE, Settings
 
 
@@ -39,13 +40,31 @@ SOURCE: dict[str, _Flag] = {
     "source": (Annotated[str, _option("--source", "Config repo: directory, local git repo or URL")], ...),
     "ref": (Annotated[str | None, _option("--ref", "Branch, tag or SHA (default: HEAD)")], None),
 }
-OPERATOR: dict[str, _Flag] = {
-    "instance_id": (Annotated[str, _option("--instance-id", "Owns only workspaces labelled with it")], "default"),
+STATE: dict[str, _Flag] = {
     "state_dir": (StateDir, DEFAULT_STATE),
     "secrets_dir": (Annotated[Path | None, _option(
-        "--secrets-dir", f"Secret values (default: {DEFAULT_SECRETS})")], None),
+        "--secrets-dir", f"Secret values (default for plan/apply/run: {DEFAULT_SECRETS})")], None),
+}
+TRUST: dict[str, _Flag] = {
+    "policy": (Annotated[Path | None, _option(
+        "--policy", "Operator policy file: what a commit may ask for (default: ~/.config/reconciler/policy.yaml "
+        "if it exists)")],
+        None),
+    "allow_source": (Annotated[list[str] | None, _option(
+        "--allow-source", "Also allow this git source prefix (host:port/owner/, port optional); repeatable")], None),
+    "allow_registry": (Annotated[list[str] | None, _option(
+        "--allow-registry", "Also allow this image registry (host:port/path, port and path optional); repeatable")],
+        None),
+    "credentials": (Annotated[Path | None, _option(
+        "--credentials", "Credentials file: which credential goes to which git or registry host")], None),
+}
+OPERATOR: dict[str, _Flag] = {
+    "instance_id": (Annotated[str, _option("--instance-id", "Owns only workspaces labelled with it")], "default"),
+    **STATE,
+    **TRUST,
     "registry_credentials": (Annotated[Path | None, _option("--registry-credentials", "docker config.json")], None),
-    "gitea_token_file": (Annotated[Path | None, _option("--gitea-token-file", "API and git token")], None),
+    "gitea_token_file": (Annotated[Path | None, _option(
+        "--gitea-token-file", "Gitea API token; also the git credential for the Gitea host only")], None),
 }
 POLICY: dict[str, _Flag] = {
     "mode": (Annotated[Mode | None, _option("--mode", "reconcile or merge (default: reconciler.yaml)")], None),
@@ -87,7 +106,7 @@ def operator(*groups: dict[str, _Flag], default_secrets: bool = True) -> Callabl
             values = {name: kwargs.pop(name) for name in flags if name not in SOURCE}
             if default_secrets and "secrets_dir" in values and values["secrets_dir"] is None:
                 values["secrets_dir"] = DEFAULT_SECRETS
-            command(settings=build_settings(**values), **kwargs)
+            command(settings=build_settings(source=kwargs.get("source"), **values), **kwargs)
 
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
@@ -112,13 +131,34 @@ def read_secret_file(path: Path | None, what: str = "token file") -> str | None:
     return value or None
 
 
-def build_settings(*, gitea_token_file: Path | None = None, **values: Any) -> Settings:
-    """The one `Settings` of this invocation, from the flags given (the token read from its file)."""
+def build_settings(
+    *,
+    source: str | None = None,
+    gitea_token_file: Path | None = None,
+    policy: Path | None = None,
+    allow_source: list[str] | None = None,
+    allow_registry: list[str] | None = None,
+    credentials: Path | None = None,
+    **values: Any,
+) -> Settings:
+    """The one `Settings` of this invocation: flags, the token read from its file, the policy and the
+    credentials files read and checked (a broken operator file exits 2 naming its line)."""
     token = read_secret_file(gitea_token_file, "token file")
     if values.get("gitea_url") and not values.get("gitea_repo"):
         typer.echo("error: --gitea-url needs --gitea-repo owner/name", err=True)
         raise typer.Exit(2)
-    return Settings(token=SecretStr(token) if token else None, **values)
+    if policy is None and default_policy_path().is_file():
+        policy = default_policy_path()
+    try:
+        loaded_policy = load_policy(policy, sources=allow_source or (), registries=allow_registry or ())
+        owner = token_host(values.get("gitea_url"), source)
+        loaded_credentials = load_credentials(credentials, token=token, token_host=owner)
+    except ConfigError as exc:
+        for err in exc.errors if isinstance(exc, ConfigErrors) else [exc]:
+            typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    return Settings(token=SecretStr(token) if token else None, policy=loaded_policy,
+                    credentials=loaded_credentials, **values)
 
 
 @contextmanager

@@ -6,7 +6,8 @@ plan it (`plan_revision`: the pipeline's steps 1-4, nothing applied), then post 
 the plan's counts, `failure` with the first config error at `file:line` (or the guard's refusal),
 or `error` when the reconciler could not tell; and upsert ONE comment per PR (found again by its
 marker) with the full plan table. Reviews run on their own thread, one at a time, newest head per
-PR; a head already reviewed (journal) is not reviewed again.
+PR; a head already reviewed (journal) is not reviewed again. Every PR is rendered under the
+operator's policy; a PR from a fork is rendered with no credential at all (`Parts.untrusted`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Reviewer:
                  poster: StatusPoster, parts: Parts, public_url: str) -> None:
         self.mirror, self.branch, self.journal, self.metrics = mirror, branch, journal, metrics
         self.poster, self.parts, self.public_url = poster, parts, public_url
-        self._wanted: dict[int, str] = {}
+        self._wanted: dict[int, tuple[str, bool]] = {}  # number -> (head sha, from a fork)
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="pr-review", daemon=True)
@@ -51,10 +52,11 @@ class Reviewer:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, number: int, sha: str) -> None:
-        """Review PR `number` at `sha` soon (a newer head of the same PR replaces a queued one)."""
+    def submit(self, number: int, sha: str, fork: bool = True) -> None:
+        """Review PR `number` at `sha` soon (a newer head of the same PR replaces a queued one). A PR not
+        known to come from the base repository is treated as a fork's."""
         with self._cond:
-            self._wanted[number] = sha
+            self._wanted[number] = (sha, fork)
             self._cond.notify_all()
 
     def sweep(self) -> None:
@@ -66,7 +68,7 @@ class Reviewer:
             return
         for pr in pulls:
             if self.journal.last_review(pr.number) != pr.head_sha:
-                self.submit(pr.number, pr.head_sha)
+                self.submit(pr.number, pr.head_sha, pr.is_fork)
 
     def _loop(self) -> None:
         while True:
@@ -76,29 +78,29 @@ class Reviewer:
                 if self._stopping:
                     return
                 number = min(self._wanted)
-                sha = self._wanted.pop(number)
+                sha, fork = self._wanted.pop(number)
             if self.journal.last_review(number) == sha:
                 continue
             try:
-                self.review(number, sha)
+                self.review(number, sha, fork)
             except Exception:
                 log.exception("review crashed", extra={"revision": sha})
 
-    def _plan(self, number: int, sha: str) -> PassOutcome:
+    def _plan(self, number: int, sha: str, fork: bool) -> PassOutcome:
         try:
             refspec = f"+refs/pull/{number}/head:refs/pull/{number}/head"
             checkout = checkout_commit(self.mirror, sha, f"refs/pull/{number}/head", (refspec,))
         except ReconcilerError as exc:
             return failed_outcome(sha, exc)
-        planned = plan_revision(checkout, self.parts)
+        planned = plan_revision(checkout, self.parts.untrusted() if fork else self.parts)
         return planned if isinstance(planned, PassOutcome) else planned_outcome(planned)
 
-    def review(self, number: int, sha: str) -> RunStatus:
+    def review(self, number: int, sha: str, fork: bool = True) -> RunStatus:
         run_id = self.journal.start_run(RunKind.REVIEW, sha, Trigger.PULL_REQUEST, pr=number)
         url = run_url(self.public_url, run_id)
         with tagged(run_id, sha):
             self.poster.post_lines(sha, [StatusLine(PLAN_CONTEXT, StatusState.PENDING, "planning")], url)
-            outcome = self._plan(number, sha)
+            outcome = self._plan(number, sha, fork)
             invalid = outcome.status is RunStatus.FAILED
             if outcome.plan is not None:
                 line, body = plan_status(outcome.plan), plan_comment(outcome.plan, sha, url)

@@ -58,7 +58,7 @@ class Daemon:
         opts = s.settings
         self.lock = StateDirLock(opts.state_dir)
         self.lock.acquire()  # first: a second instance must touch nothing
-        self.mirror = GitMirror(s.source, opts.state_dir, token=opts.token_value)
+        self.mirror = GitMirror(s.source, opts.state_dir, auth=opts.credentials)
         self.journal = Journal(opts.state_dir / "journal.sqlite")
         self.metrics = Metrics()
         forge = build_forge(opts, timeout=5, max_attempts=2)

@@ -10,18 +10,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.backends.base import Backend
 from reconciler.forge.base import Forge
 from reconciler.model.config import ReconcilerFile
+from reconciler.model.credentials import FOR_FORKS, NONE, Credentials
 from reconciler.pipeline.cache import PassCache
 from reconciler.pipeline.holdstore import HoldStore
 from reconciler.pipeline.settings import Settings
 from reconciler.render.pins import PinResolver
 from reconciler.secrets import SecretStore
 from reconciler.source.checkout import Checkout, checkout
+
+if TYPE_CHECKING:
+    from reconciler.source.registry import CredentialLookup
 
 
 @dataclass
@@ -34,6 +39,8 @@ class Parts:
     forge: Forge | None = None
     wall: Callable[[], float] = time.time
     cache: PassCache = field(default_factory=PassCache)
+    credentials: Credentials = NONE  # what a fetch may offer; `build_parts` sets the operator's
+    trusted: bool = True  # False: a fork's pull request; no credential of any kind is offered
     _backends: dict[tuple[str, str, float], Backend] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,33 +68,50 @@ class Parts:
         from reconciler.source.pins import LivePinResolver
         from reconciler.source.registry import RegistryClient, load_credentials
 
-        registry = RegistryClient(load_credentials(self.settings.registry_credentials))
-        return LivePinResolver(self.settings.state_dir, registry, git_token=self.settings.token_value)
+        # the credentials file first, then the docker config.json; none at all for an untrusted review
+        docker_config = load_credentials(self.settings.registry_credentials) if self.trusted else None
+        lookup = _FirstOf(self.credentials, docker_config)
+        registry = RegistryClient(lookup, allowed=self.settings.policy.registry_allowed)
+        return LivePinResolver(self.settings.state_dir, registry, auth=self.credentials)
 
     def fetcher(self, repo: ReconcilerFile) -> LazyFetcher:
         """The `!external` fetcher for a tree whose settings are `repo`; built only when used."""
-        return LazyFetcher(self.settings.state_dir, repo.allowed_sources, self.settings.token_value)
+        allowed = self.settings.policy.sources_for(repo.allowed_sources)
+        return LazyFetcher(self.settings.state_dir, allowed, self.credentials)
+
+    def untrusted(self) -> Parts:
+        """These parts with no credential at all: for pull requests from forks."""
+        return replace(self, credentials=FOR_FORKS, trusted=False, _backends=self._backends, cache=PassCache())
 
     def secrets_fingerprint(self) -> tuple[object, ...]:
         return self.secrets.fingerprint() if self.secrets is not None else ()
 
     def checkout(self, source: str, ref: str | None) -> Checkout:
-        return checkout(source, ref, self.settings.state_dir, token=self.settings.token_value)
+        return checkout(source, ref, self.settings.state_dir, auth=self.credentials)
+
+
+class _FirstOf:
+    """Registry credentials: the first lookup that has some for a host."""
+
+    def __init__(self, *lookups: CredentialLookup | None) -> None:
+        self.lookups = [lookup for lookup in lookups if lookup is not None]
+
+    def get(self, host: str) -> tuple[str, str] | None:
+        return next((found for lookup in self.lookups if (found := lookup.get(host)) is not None), None)
 
 
 class LazyFetcher:
     """The git-backed `!external` fetcher, constructed only when a config actually uses `!external`."""
 
-    def __init__(self, state_dir: Path, allowed: list[str], token: str | None) -> None:
-        self.state_dir, self.allowed, self.token = state_dir, allowed, token
+    def __init__(self, state_dir: Path, allowed: list[str], auth: Credentials) -> None:
+        self.state_dir, self.allowed, self.auth = state_dir, allowed, auth
         self.used = False  # a render that fetched is not cached: an external ref may move upstream
 
     def fetch(self, repo: str, ref: str, url: str | None) -> Path:
         from reconciler.source.external import GitExternalFetcher
 
         self.used = True
-        token = self.token
-        return GitExternalFetcher(self.state_dir, self.allowed, lambda _: token).fetch(repo, ref, url)
+        return GitExternalFetcher(self.state_dir, self.allowed, self.auth).fetch(repo, ref, url)
 
 
 def build_forge(settings: Settings, *, timeout: float = 10, max_attempts: int = 4) -> Forge | None:
@@ -102,4 +126,5 @@ def build_forge(settings: Settings, *, timeout: float = 10, max_attempts: int = 
 
 def build_parts(settings: Settings, *, forge: Forge | None = None) -> Parts:
     secrets = SecretStore.open(settings.secrets_dir, settings.state_dir) if settings.secrets_dir else None
-    return Parts(settings=settings, secrets=secrets, holds=HoldStore(settings.hold_file), forge=forge)
+    return Parts(settings=settings, secrets=secrets, holds=HoldStore(settings.hold_file), forge=forge,
+                 credentials=settings.credentials)

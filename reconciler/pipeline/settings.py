@@ -13,7 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from reconciler.model.config import ReconcilerFile
+from reconciler.model.credentials import NONE, Credentials
 from reconciler.model.enums import Mode
+from reconciler.model.policy import Policy
 from reconciler.plan.guards import PlanPolicy
 
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "reconciler"
@@ -34,7 +36,9 @@ class Settings(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     health_timeout_s: float | None = None  # None: reconciler.yaml's health.timeout_seconds
     registry_credentials: Path | None = None  # a docker config.json
-    token: SecretStr | None = None  # git and forge token
+    token: SecretStr | None = None  # the forge (Gitea API) token; as a git credential it is in `credentials`
+    policy: Policy = Field(default_factory=Policy)  # what a commit may ask for (deny-all without one)
+    credentials: Credentials = NONE  # which credential goes to which host
     gitea_url: str | None = None
     gitea_repo: str | None = None  # owner/name
     public_url: str = ""  # base URL of the run pages, for status links
@@ -49,11 +53,15 @@ class Settings(BaseModel):
 
 
 def plan_policy(settings: Settings, repo: ReconcilerFile) -> PlanPolicy:
-    return PlanPolicy(
-        mode=settings.mode or repo.mode,
-        allow_empty=settings.allow_empty,
-        max_delete=settings.max_delete if settings.max_delete is not None else repo.max_delete,
-    )
+    """The flag wins; else the repo's value (render has checked it is within the operator policy's
+    ceiling); else the policy's ceiling; else the guard's default."""
+    if settings.max_delete is not None:
+        max_delete: int | None = settings.max_delete
+    elif repo.max_delete is not None:
+        max_delete = repo.max_delete
+    else:
+        max_delete = settings.policy.max_delete
+    return PlanPolicy(mode=settings.mode or repo.mode, allow_empty=settings.allow_empty, max_delete=max_delete)
 
 
 def health_timeout(settings: Settings, repo: ReconcilerFile) -> float:

@@ -63,7 +63,8 @@ def prepare(checkout: Checkout, parts: Parts) -> Prepared:
     desired = parts.cache.get(tree_key) if tree_key else None
     if desired is None:
         fetcher = parts.fetcher(repo)
-        desired = render_repo(checkout.root, fetcher=fetcher, secrets=parts.secrets, revision=checkout.revision)
+        desired = render_repo(checkout.root, fetcher=fetcher, secrets=parts.secrets, revision=checkout.revision,
+                              policy=parts.settings.policy)
         if tree_key and not fetcher.used:
             parts.cache.put(tree_key, desired)
         else:

@@ -17,10 +17,12 @@ from urllib.parse import urlparse
 from pydantic import BaseModel
 
 from reconciler.errors import ConfigError, ConfigErrors, Location
-from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile, source_allowed
+from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile
 from reconciler.model.desired import DesiredState
+from reconciler.model.policy import Policy
+from reconciler.render.images import image_for
 from reconciler.render.loader import TreeContext, load_yaml
-from reconciler.render.orgs import ExternalFetcher, OrgRenderer
+from reconciler.render.orgs import ExternalFetcher, OrgRenderer, source_refusal
 from reconciler.render.validate import locate, validate
 from reconciler.secrets import SecretStore
 
@@ -60,17 +62,24 @@ def render_repo(
     fetcher: ExternalFetcher | None = None,
     secrets: SecretStore | None = None,
     revision: str | None = None,
+    policy: Policy | None = None,
 ) -> DesiredState:
+    """The desired state of the tree at `root`, within the operator's `policy` (none given: nothing
+    outside the repo may be reached)."""
+    policy = policy or Policy()
     root = Path(os.path.realpath(root))
     if not root.is_dir():
         raise ConfigErrors([ConfigError(f"{root} is not a directory")])
     ctx = TreeContext(root, root)
     errors: list[ConfigError] = []
-    settings = _load_optional(ReconcilerFile, root, ctx, "reconciler.yaml", errors)[0] or ReconcilerFile()
+    settings, settings_data = _load_optional(ReconcilerFile, root, ctx, "reconciler.yaml", errors)
+    settings = settings or ReconcilerFile()
+    errors.extend(check_within_policy(settings, settings_data, policy))
     plugins, plugins_data = _load_optional(PluginsFile, root, ctx, "plugins.yaml", errors)
     plugins = plugins or PluginsFile()
-    images, _ = _load_optional(ImagesFile, root, ctx, "images.yaml", errors)
-    errors.extend(_check_plugin_sources(plugins, plugins_data, settings))
+    images, images_data = _load_optional(ImagesFile, root, ctx, "images.yaml", errors)
+    errors.extend(_check_plugin_sources(plugins, plugins_data, settings, policy))
+    errors.extend(_check_registries(images, images_data, policy))
     orgs_dir = root / "orgs"
     if not orgs_dir.is_dir():
         errors.append(
@@ -79,7 +88,7 @@ def render_repo(
             )
         )
         raise ConfigErrors(errors)
-    renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets)
+    renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets, policy)
     for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
         org = org_dir.name
         org_file = org_dir / "org.yaml"
@@ -103,7 +112,49 @@ def render_repo(
     return DesiredState(revision=revision, root=str(root), workspaces=workspaces)
 
 
-def _check_plugin_sources(plugins: PluginsFile, data: Any, settings: ReconcilerFile) -> list[ConfigError]:
+def check_within_policy(settings: ReconcilerFile, data: Any, policy: Policy) -> list[ConfigError]:
+    """reconciler.yaml may narrow the operator policy, never widen it."""
+    errors: list[ConfigError] = []
+
+    def at(*path: str | int) -> Location:
+        return locate(data, path, Location("reconciler.yaml"))
+
+    for i, prefix in enumerate(settings.allowed_sources):
+        if not policy.within(prefix):
+            errors.append(ConfigError(
+                f"allowed_sources entry {prefix!r} is not within {policy.origin} (sources: "
+                f"{', '.join(policy.sources) or 'none'}); the repo may only narrow it", at("allowed_sources", i)))
+    if settings.docker.network not in policy.docker.networks:
+        errors.append(ConfigError(
+            f"docker.network {settings.docker.network!r} is not allowed by {policy.origin} "
+            f"(networks: {', '.join(policy.docker.networks) or 'none'})", at("docker", "network")))
+    if settings.max_delete is not None and policy.max_delete is not None and settings.max_delete > policy.max_delete:
+        errors.append(ConfigError(
+            f"max_delete {settings.max_delete} is above the ceiling of {policy.origin} ({policy.max_delete})",
+            at("max_delete")))
+    if "max_workspaces" in settings.limits.model_fields_set and settings.limits.max_workspaces > policy.max_workspaces:
+        errors.append(ConfigError(
+            f"limits.max_workspaces {settings.limits.max_workspaces} is above the ceiling of {policy.origin} "
+            f"({policy.max_workspaces})", at("limits", "max_workspaces")))
+    return errors
+
+
+def _check_registries(images: ImagesFile | None, data: Any, policy: Policy) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    for runtime in (images.images if images else {}):
+        ref = image_for(runtime, images)
+        if ref and not policy.registry_allowed(ref):
+            shown = ", ".join(policy.registries) or "none"
+            errors.append(ConfigError(
+                f"image {ref!r} is from a registry {policy.origin} does not allow (registries: {shown}); only the "
+                "operator can allow one: add it to `registries` in the policy file",
+                locate(data, ("images", runtime), Location("images.yaml"))))
+    return errors
+
+
+def _check_plugin_sources(
+    plugins: PluginsFile, data: Any, settings: ReconcilerFile, policy: Policy
+) -> list[ConfigError]:
     errors = []
     for name, pin in plugins.plugins.items():
         parsed = urlparse(pin.source)
@@ -114,14 +165,9 @@ def _check_plugin_sources(plugins: PluginsFile, data: Any, settings: ReconcilerF
                     f"plugin {name!r}: source must be an http(s) git URL without credentials, got {pin.source!r}", where
                 )
             )
-        elif not source_allowed(f"{parsed.netloc}{parsed.path}".removesuffix(".git"), settings.allowed_sources):
-            errors.append(
-                ConfigError(
-                    f"plugin {name!r}: source {pin.source!r} is not allowed; add its host/org prefix to "
-                    "allowed_sources in reconciler.yaml",
-                    where,
-                )
-            )
+        elif why := source_refusal(f"{parsed.netloc}{parsed.path}".removesuffix(".git"), policy,
+                                   settings.allowed_sources):
+            errors.append(ConfigError(f"plugin {name!r}: source {pin.source!r} {why}", where))
         if pin.path and (pin.path.startswith("/") or ".." in Path(pin.path).parts):
             errors.append(ConfigError(f"plugin {name!r}: path must be relative and downward only", where))
     return errors

@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from reconciler.model.config import ImagesFile, OrgFile, PluginsFile, ReconcilerFile, Workspace
+from reconciler.model.credentials import CredentialsFile
+from reconciler.model.policy import Policy
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -30,6 +32,8 @@ FILES: dict[str, tuple[type[BaseModel], str]] = {
     "images.schema.json": (ImagesFile, "images.yaml: runtime images"),
     "org.schema.json": (OrgFile, "orgs/<org>/org.yaml: one org template"),
     "workspace.schema.json": (Workspace, "a file included with !include: one workspace or a list of them"),
+    "policy.schema.json": (Policy, "the operator's policy file (--policy): what a commit may ask for"),
+    "credentials.schema.json": (CredentialsFile, "the operator's credentials file (--credentials)"),
 }
 _INCLUDE = {"type": "string", "description": "!include path.yaml (relative to this file, inside the repo)"}
 _EXTERNAL = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import SourceError
+from reconciler.model.credentials import Credentials
 from reconciler.source.mirror import GitMirror
 
 
@@ -29,7 +30,7 @@ def is_git_source(source: str) -> bool:
     return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
 
 
-def checkout(source: str, ref: str | None, state_dir: Path, token: str | None = None) -> Checkout:
+def checkout(source: str, ref: str | None, state_dir: Path, auth: Credentials | None = None) -> Checkout:
     if not is_git_source(source):
         path = Path(source)
         if not path.is_dir():
@@ -37,7 +38,7 @@ def checkout(source: str, ref: str | None, state_dir: Path, token: str | None = 
         if ref:
             raise SourceError(f"--ref {ref!r} needs a git source; {source} is a plain directory")
         return Checkout(path.resolve(), None, None)
-    mirror = GitMirror(source if "://" in source else str(Path(source).resolve()), state_dir, token=token)
+    mirror = GitMirror(source if "://" in source else str(Path(source).resolve()), state_dir, auth=auth)
     mirror.fetch()
     sha = mirror.resolve(ref or "HEAD")
     return Checkout(mirror.export_tree(sha), sha, ref or "HEAD", mirror)

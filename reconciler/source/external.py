@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import SourceError
 from reconciler.model.config import source_allowed
+from reconciler.model.credentials import Credentials
 from reconciler.model.refs import FULL_SHA, is_safe_ref
 from reconciler.source.mirror import GitMirror, is_complete
 
@@ -51,7 +51,7 @@ def external_url(repo: str, url: str | None) -> str:
     if parts.scheme not in ("http", "https"):
         raise SourceError(f"url for {repo!r} must be http or https, got scheme {parts.scheme!r}")
     if "@" in parts.netloc:
-        raise SourceError(f"url for {repo!r} must not carry credentials; configure a token instead")
+        raise SourceError(f"url for {repo!r} must not carry credentials; configure a credential for its host instead")
     if parts.query or parts.fragment:
         raise SourceError(f"url for {repo!r} must not have a query or fragment")
     named = f"{parts.netloc.lower()}{parts.path.removesuffix('/').removesuffix('.git')}"
@@ -68,12 +68,12 @@ class GitExternalFetcher:
         self,
         state_dir: Path,
         allowed_sources: list[str],
-        token_for: Callable[[str], str | None] | None = None,
+        auth: Credentials | None = None,
         timeout_s: float = 30,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.allowed_sources = list(allowed_sources)
-        self.token_for = token_for
+        self.auth = auth
         self.timeout_s = timeout_s
 
     def fetch(self, repo: str, ref: str, url: str | None) -> Path:
@@ -84,8 +84,7 @@ class GitExternalFetcher:
         cache_dir = self.state_dir / "external" / hashlib.sha256(repo.encode()).hexdigest()[:16]
         if FULL_SHA.fullmatch(ref.lower()) and is_complete(cache_dir / ref.lower()):
             return cache_dir / ref.lower()
-        token = self.token_for(repo) if self.token_for else None
-        mirror = GitMirror(url, self.state_dir, token=token, timeout_s=self.timeout_s)
+        mirror = GitMirror(url, self.state_dir, auth=self.auth, timeout_s=self.timeout_s)
         sha = self._resolve(mirror, ref)
         target = cache_dir / sha
         if is_complete(target):

@@ -8,8 +8,9 @@ processes) out of one mirror. Trees are exported to their own directories, writt
 directory, renamed into place and trusted only once a completion marker sits beside them, so renders
 of two SHAs never share a mutable checkout.
 
-The token goes only through credential callbacks: never into a URL, `config`, a log line or an
-error (`mask` scrubs every text that could carry it). Network timeouts use libgit2's server
+Credentials go only through credential callbacks, asked per URL (`Credentials.git_for`: its own
+host, https/ssh only): never into a URL, `config`, a log line or an error (`mask` scrubs every
+text that could carry one). Network timeouts use libgit2's server
 timeouts (process-wide settings) plus an overall deadline checked from progress callbacks.
 """
 
@@ -35,9 +36,11 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, RepositoryOpenFlag
 
 from reconciler.errors import SourceError
+from reconciler.model.credentials import Credentials, url_host
 from reconciler.model.refs import FULL_SHA
 
 log = logging.getLogger(__name__)
+MAX_FETCH_BYTES = 512 * 2**20  # one fetch may not fill the disk, however large the remote repository
 T = TypeVar("T")
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
@@ -53,6 +56,7 @@ def mask(text: str, *secrets: str) -> str:
         if secret:
             for form in (secret, quote(secret, safe=""), b64encode(f"oauth2:{secret}".encode()).decode()):
                 text = text.replace(form, "***")
+            text = re.sub(r"(?i)(authorization:\s*basic\s+)[A-Za-z0-9+/=]+", r"\1***", text)
     return re.sub(r"(://)[^/@\s]+@", r"\1", text)
 
 
@@ -115,24 +119,33 @@ def materialize(target: Path, write: Callable[[Path], None]) -> Path:
 
 
 class _Callbacks(pygit2.RemoteCallbacks):
-    """Credentials from the token (username `oauth2`), and an overall deadline on transfers."""
+    """The credential for the host libgit2 is talking to (asked per URL, so a redirect to another host
+    gets nothing), and an overall deadline on transfers."""
 
-    def __init__(self, display: str, token: str | None, deadline_s: float) -> None:
+    def __init__(self, display: str, auth: Credentials | None, deadline_s: float) -> None:
         super().__init__()
         self.display = display
-        self.token = token
+        self.auth = auth
         self.deadline = time.monotonic() + deadline_s
         self.attempts = 0
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
         self.attempts += 1
-        if not self.token:
-            raise SourceError(f"{self.display} requires authentication and no token is configured for it")
+        cred = self.auth.git_for(url) if self.auth is not None else None
+        if cred is None and self.auth is not None and self.auth.withheld:
+            raise SourceError(f"{self.display} needs credentials; {self.auth.withheld}")
+        if cred is None:
+            host = url_host(url)[0] or url
+            raise SourceError(f"{self.display} requires authentication and no credential is configured for "
+                              f"{host} (a credential is only offered to its own host, over https or ssh)")
         if self.attempts > 1:
-            raise SourceError(f"{self.display} rejected the configured token (authentication failed)")
-        if not allowed_types & CredentialType.USERPASS_PLAINTEXT:
-            raise SourceError(f"{self.display} asks for a credential type other than a token")
-        return pygit2.UserPass("oauth2", self.token)
+            raise SourceError(f"{self.display} rejected the configured credential (authentication failed)")
+        if cred.ssh_key is not None and allowed_types & CredentialType.SSH_KEY:
+            user = username_from_url or cred.username
+            return pygit2.Keypair(user, f"{cred.ssh_key}.pub", str(cred.ssh_key), "")
+        if cred.password is None or not allowed_types & CredentialType.USERPASS_PLAINTEXT:
+            raise SourceError(f"{self.display} asks for a credential type the configured one is not")
+        return pygit2.UserPass(cred.username, cred.password.get_secret_value())
 
     def _check_deadline(self) -> None:
         if time.monotonic() > self.deadline:
@@ -140,6 +153,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
 
     def transfer_progress(self, stats: Any) -> None:
         self._check_deadline()
+        if stats.received_bytes > MAX_FETCH_BYTES:
+            raise SourceError(f"fetch from {self.display} exceeded {MAX_FETCH_BYTES // 2**20} MiB; refused")
 
     def sideband_progress(self, string: str) -> None:
         self._check_deadline()
@@ -181,23 +196,23 @@ def _open_exact(path: Path) -> pygit2.Repository:
     return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
 
 
-def list_remote_heads(url: str, token: str | None = None, timeout_s: float = 30) -> dict[str, str]:
+def list_remote_heads(url: str, auth: Credentials | None = None, timeout_s: float = 30) -> dict[str, str]:
     """Remote refs (name -> sha, tags peeled, `HEAD` included) without fetching or any state on disk."""
     location = _location(url)
     with tempfile.TemporaryDirectory(prefix="reconciler-ls-") as scratch:
         repo = pygit2.init_repository(scratch, bare=True)
-        return _list(repo.remotes.create_anonymous(location), location, token, timeout_s)
+        return _list(repo.remotes.create_anonymous(location), location, auth, timeout_s)
 
 
-def _list(remote: Any, display: str, token: str | None, timeout_s: float) -> dict[str, str]:
+def _list(remote: Any, display: str, auth: Credentials | None, timeout_s: float) -> dict[str, str]:
     _set_timeouts(timeout_s)
-    callbacks = _Callbacks(display, token, timeout_s * 4)
-    heads = _git_call(lambda: remote.list_heads(callbacks=callbacks), f"listing refs of {display}", token)
+    callbacks = _Callbacks(display, auth, timeout_s * 4)
+    heads = _git_call(lambda: remote.list_heads(callbacks=callbacks), f"listing refs of {display}", auth)
     return _peel_heads(heads)
 
 
-def _git_call(call: Callable[[], T], what: str, token: str | None) -> T:
-    """Run a pygit2 network call; its GitError becomes a SourceError with the token masked.
+def _git_call(call: Callable[[], T], what: str, auth: Credentials | None) -> T:
+    """Run a pygit2 network call; its GitError becomes a SourceError with every credential masked.
 
     The SourceError is raised outside the `except` block so it carries no `__context__` holding the
     original (unmasked) libgit2 text.
@@ -206,17 +221,20 @@ def _git_call(call: Callable[[], T], what: str, token: str | None) -> T:
         return call()
     except pygit2.GitError as exc:
         text = str(exc)
-    hint = " (does the repository exist, and may the token read it?)" if "404" in text else ""
-    raise SourceError(mask(f"{what} failed: {text}{hint}", token or ""))
+    hint = " (does the repository exist, and may the credential read it?)" if "404" in text else ""
+    message = f"{what} failed: {text}{hint}"
+    for secret in auth.secret_values() if auth is not None else ():
+        message = mask(message, secret)
+    raise SourceError(message)
 
 
 class GitMirror:
     """The local bare mirror of one repository (URL or local path)."""
 
-    def __init__(self, url: str, state_dir: Path, token: str | None = None, timeout_s: float = 30) -> None:
+    def __init__(self, url: str, state_dir: Path, auth: Credentials | None = None, timeout_s: float = 30) -> None:
         self.url = _location(url)
         self.display = self.url
-        self.token = token
+        self.auth = auth
         self.timeout_s = timeout_s
         self.state_dir = Path(state_dir)
         key = hashlib.sha256(self.url.encode()).hexdigest()[:16]
@@ -229,7 +247,7 @@ class GitMirror:
         """Remote refs (name -> sha, annotated tags peeled, `HEAD` included), without fetching."""
         with file_lock(self._lock_path):
             repo = self._open()
-        return _list(repo.remotes["origin"], self.display, self.token, self.timeout_s)
+        return _list(repo.remotes["origin"], self.display, self.auth, self.timeout_s)
 
     def fetch(self, extra_refspecs: tuple[str, ...] = ()) -> None:
         """Bring the mirror up to date: force-updated branches and tags, deleted branches pruned.
@@ -241,12 +259,12 @@ class GitMirror:
             before = self._branches(repo)
             remote = repo.remotes["origin"]
             _set_timeouts(self.timeout_s)
-            callbacks = _Callbacks(self.display, self.token, self.timeout_s * 10)
+            callbacks = _Callbacks(self.display, self.auth, self.timeout_s * 10)
             what = f"fetching {self.display}"
             prune = FetchPrune.PRUNE
             specs = [*REFSPECS, *extra_refspecs] if extra_refspecs else None
-            stats = _git_call(lambda: remote.fetch(specs, callbacks=callbacks, prune=prune), what, self.token)
-            advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.token)
+            stats = _git_call(lambda: remote.fetch(specs, callbacks=callbacks, prune=prune), what, self.auth)
+            advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.auth)
             after = self._branches(repo)
             self._point_head(repo, advertised)
             self._remember_deleted(before, after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.model.credentials import Credentials
 from reconciler.model.desired import PluginPinRef
 from reconciler.source.refs import plugin_checkout, resolve_track
 from reconciler.source.registry import RegistryClient
@@ -12,10 +13,12 @@ from reconciler.source.registry import RegistryClient
 class LivePinResolver:
     """One per run: remote listings and digests are cached for the run's duration only."""
 
-    def __init__(self, state_dir: Path, registry: RegistryClient | None = None, git_token: str | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, registry: RegistryClient | None = None, auth: Credentials | None = None
+    ) -> None:
         self.state_dir = state_dir / "plugins"
         self.registry = registry or RegistryClient()
-        self.git_token = git_token
+        self.auth = auth
         self._heads: dict[str, dict[str, str]] = {}
         self._digests: dict[str, str] = {}
 
@@ -25,5 +28,5 @@ class LivePinResolver:
         return self._digests[ref]
 
     def plugin(self, pin: PluginPinRef) -> tuple[str, Path]:
-        sha = resolve_track(pin.source, pin.track, token=self.git_token, cache=self._heads)
-        return sha, plugin_checkout(pin.source, sha, self.state_dir, pin.path, token=self.git_token)
+        sha = resolve_track(pin.source, pin.track, auth=self.auth, cache=self._heads)
+        return sha, plugin_checkout(pin.source, sha, self.state_dir, pin.path, auth=self.auth)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import SourceError
+from reconciler.model.credentials import Credentials
 from reconciler.model.refs import FULL_SHA, is_safe_ref
 from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, safe_url
 
@@ -32,7 +33,7 @@ def parse_track(track: str) -> tuple[str, str]:
 def resolve_track(
     url: str,
     track: str,
-    token: str | None = None,
+    auth: Credentials | None = None,
     cache: dict[str, dict[str, str]] | None = None,
     timeout_s: float = 30,
 ) -> str:
@@ -42,7 +43,7 @@ def resolve_track(
         return value
     heads = cache.get(url) if cache is not None else None
     if heads is None:
-        heads = list_remote_heads(url, token=token, timeout_s=timeout_s)
+        heads = list_remote_heads(url, auth=auth, timeout_s=timeout_s)
         if cache is not None:
             cache[url] = heads
     name = {"none": "HEAD", "tag": f"refs/tags/{value}", "branch": f"refs/heads/{value}"}[kind]
@@ -57,7 +58,7 @@ def plugin_checkout(
     sha: str,
     state_dir: Path,
     subdir: str | None,
-    token: str | None = None,
+    auth: Credentials | None = None,
     timeout_s: float = 30,
 ) -> Path:
     """The plugin's directory at `sha` (its `subdir` inside the exported tree), fetched only if needed."""
@@ -66,7 +67,7 @@ def plugin_checkout(
         raise SourceError(f"plugin checkout needs a full commit SHA, got {sha!r}")
     tree = Path(state_dir) / "trees" / sha
     if not is_complete(tree):
-        mirror = GitMirror(url, state_dir, token=token, timeout_s=timeout_s)
+        mirror = GitMirror(url, state_dir, auth=auth, timeout_s=timeout_s)
         mirror.ensure_commit(sha)
         tree = mirror.export_tree(sha)
     return confine_subdir(tree, subdir)

@@ -23,7 +23,6 @@ Credentials come from a docker `config.json` (`load_credentials`): `auths`, `cre
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import shutil
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 import httpx
 
 from reconciler.errors import SourceError
+from reconciler.model.credentials import may_send_credentials
 from reconciler.render.images import split_reference
 
 ACCEPT = ", ".join(
@@ -84,17 +84,6 @@ def hostname(host: str) -> str:
     return name.partition(":")[0] if name.count(":") == 1 else name
 
 
-def is_loopback(host: str) -> bool:
-    """`host[:port]` names this machine (`localhost`, 127.0.0.0/8, `[::1]`)."""
-    name = hostname(host).strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def url_host(url: httpx.URL) -> str:
     """`host[:port]` of a URL as a registry reference spells it (an IPv6 address in brackets)."""
     host = f"[{url.host}]" if ":" in url.host else url.host
@@ -103,7 +92,7 @@ def url_host(url: httpx.URL) -> str:
 
 def safe_scheme(url: httpx.URL) -> bool:
     """https anywhere; plain http only to this machine (tests, a local registry)."""
-    return url.scheme == "https" or (url.scheme == "http" and is_loopback(url_host(url)))
+    return may_send_credentials(url.scheme, url_host(url))
 
 
 class CredentialLookup(Protocol):

@@ -31,6 +31,7 @@ from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN
 from tests.support.net import dead_port
+from tests.support.policy import policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"
@@ -150,7 +151,8 @@ def daemon_factory(gitea: GiteaEmulator, tmp_path: Path, instance_id: str) -> It
             "--poll-interval", str(poll), "--resync-interval", str(resync),
             "--webhook-secret-file", str(tmp_path / "hook-secret"), "--public-url", url,
             "--gitea-url", gitea.url, "--gitea-repo", REPO, "--gitea-token-file", str(tmp_path / "token"),
-            "--instance-id", instance_id, "--secrets-dir", str(secrets), "--concurrency", "2", *extra,
+            "--instance-id", instance_id, "--secrets-dir", str(secrets), "--concurrency", "2",
+            "--policy", str(policy_file(tmp_path)), *extra,
         ]
         env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(ROOT)}
         with log.open("wb") as out:

@@ -25,6 +25,7 @@ import yaml
 from reconciler.backends.docker_health import parse_docker_time
 from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
+from tests.support.policy import policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-gitea-T0KEN-5ecret-0123456789"
@@ -150,6 +151,8 @@ class Cli:
         (self.secrets_dir / "API_KEY").write_text(SECRET_VALUE + "\n")
         self.token_file = work / "gitea-token"
         self.token_file.write_text(TOKEN + "\n")
+        port = emu.url.rsplit(":", 1)[1]
+        self.policy = policy_file(work, f"127.0.0.1:{port}/agents/")
 
     def apply(self, *extra: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
         args = [
@@ -157,7 +160,7 @@ class Cli:
             "--source", self.emu.clone_url(*REPO.split("/")), "--ref", "main",
             "--gitea-url", self.emu.url, "--gitea-repo", REPO, "--gitea-token-file", str(self.token_file),
             "--instance-id", self.instance_id, "--state-dir", str(self.state_dir),
-            "--secrets-dir", str(self.secrets_dir), "--public-url", PUBLIC_URL, *extra,
+            "--secrets-dir", str(self.secrets_dir), "--public-url", PUBLIC_URL, "--policy", str(self.policy), *extra,
         ]
         base = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
         done = subprocess.run(args, cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True,

@@ -34,6 +34,7 @@ import yaml
 from reconciler.backends.docker import DockerBackend
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.events import ApplyEvent
+from reconciler.model.policy import Policy, image_repository
 from reconciler.pipeline.compose import Parts, build_parts
 from reconciler.pipeline.passes import PassOutcome, run_pass
 from reconciler.pipeline.settings import Settings
@@ -44,6 +45,7 @@ from reconciler.source.registry import RegistryClient
 from tests.support.engine import IMAGE
 from tests.support.git_server import GitServer
 from tests.support.git_work import Work
+from tests.support.policy import TEST_REGISTRY, policy_for
 
 SHARED_REGISTRY = "127.0.0.1:5000"
 HEALTH = {"port": 8080, "interval_seconds": 0.3, "timeout_seconds": 2, "retries": 2}
@@ -206,6 +208,15 @@ class Config:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(data, sort_keys=False))
 
+    def policy(self) -> Policy:
+        """The operator policy of this test: its registries and the plugin sources it allows."""
+        registries = sorted({image_repository(ref).split("/", 1)[0] for ref in self.images.values()})
+        return policy_for(*self.allowed, registries=tuple(registries) or (TEST_REGISTRY,))
+
+    def policy_args(self) -> list[str]:
+        policy = self.policy()
+        return [*(f"--allow-source={s}" for s in policy.sources), *(f"--allow-registry={r}" for r in policy.registries)]
+
     def backend(self) -> DockerBackend:
         return DockerBackend(self.instance, client=self.client, network="none", restart_policy="no",
                              settle_seconds=0, state_dir=self.state_dir, stop_timeout=2)
@@ -214,7 +225,7 @@ class Config:
         self.write()
         self.events.clear()
         settings = Settings(instance_id=self.instance, state_dir=self.state_dir, secrets_dir=None, max_delete=100,
-                            health_timeout_s=30)
+                            health_timeout_s=30, policy=self.policy())
         parts = _Parts(**vars(build_parts(settings)))
         parts.config, parts.registry = self, registry or RegistryClient()
         return run_pass(Checkout(self.root, None, None), parts, apply=apply, on_event=self.events.append)

@@ -22,7 +22,7 @@ def short(digest: str) -> str:
 
 def pins(config: Config, *extra: str) -> tuple[int, str]:
     args = ["pins", "--source", str(config.root), "--state-dir", str(config.state_dir),
-            "--instance-id", config.instance, *extra]
+            "--instance-id", config.instance, *config.policy_args(), *extra]
     result = CliRunner().invoke(app, args)
     return result.exit_code, result.output
 

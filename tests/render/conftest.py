@@ -11,6 +11,7 @@ import pytest
 from reconciler.errors import ConfigErrors
 from reconciler.model.desired import DesiredState
 from reconciler.render import render_repo
+from tests.support.policy import policy_for
 
 IMAGES = "images:\n  claude-code: 127.0.0.1:5000/ws-claude:latest\n  langgraph: 127.0.0.1:5000/ws-lg:v1\n"
 WriteRepo = Callable[[dict[str, str]], Path]
@@ -33,11 +34,16 @@ def write_repo(tmp_path: Path) -> WriteRepo:
     return write
 
 
+POLICY = policy_for("127.0.0.1:3000/agents/", "git.example.com/acme/", "127.0.0.1:3000/acme/")
+
+
 def render_ok(repo: Path, **kw: object) -> DesiredState:
+    kw.setdefault("policy", POLICY)
     return render_repo(repo, **kw)  # type: ignore[arg-type]
 
 
 def render_errors(repo: Path, **kw: object) -> list[str]:
+    kw.setdefault("policy", POLICY)
     with pytest.raises(ConfigErrors) as info:
         render_repo(repo, **kw)  # type: ignore[arg-type]
     return [str(e) for e in info.value.errors]

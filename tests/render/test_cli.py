@@ -14,11 +14,13 @@ from tests.render.conftest import WriteRepo
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
+EXAMPLE_POLICY = ROOT / "examples/policy.yaml"
 
 
 def test_validate_example_repo_as_a_real_process() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "reconciler", "validate", str(ROOT / "examples/org-repo")],
+        [sys.executable, "-m", "reconciler", "validate", str(ROOT / "examples/org-repo"),
+         "--policy", str(EXAMPLE_POLICY)],
         capture_output=True,
         text=True,
         check=False,
@@ -29,7 +31,7 @@ def test_validate_example_repo_as_a_real_process() -> None:
 
 def test_validate_reports_every_error_with_location_and_exit_1(write_repo: WriteRepo) -> None:
     repo = write_repo({"orgs/acme/org.yaml": "name: Acme\nworkspaces:\n  - name: A\n    tier: canry\n  - nme: B\n"})
-    result = runner.invoke(app, ["validate", str(repo)])
+    result = runner.invoke(app, ["validate", str(repo), "--allow-registry", "127.0.0.1:5000"])
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert lines[0].startswith("error: orgs/acme/org.yaml:4:5: tier")
@@ -54,7 +56,8 @@ def test_render_json_shape_and_no_secret_values(write_repo: WriteRepo, tmp_path:
     secrets.mkdir()
     (secrets / "API_KEY").write_text("sk-live-0123456789")
     result = runner.invoke(
-        app, ["render", str(repo), "--json", "--secrets-dir", str(secrets), "--state-dir", str(tmp_path / "state")]
+        app, ["render", str(repo), "--json", "--secrets-dir", str(secrets), "--state-dir", str(tmp_path / "state"),
+              "--allow-registry", "127.0.0.1:5000"]
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -66,7 +69,7 @@ def test_render_json_shape_and_no_secret_values(write_repo: WriteRepo, tmp_path:
 
 
 def test_render_tree_is_readable() -> None:
-    result = runner.invoke(app, ["render", str(ROOT / "examples/org-repo")])
+    result = runner.invoke(app, ["render", str(ROOT / "examples/org-repo"), "--policy", str(EXAMPLE_POLICY)])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].startswith("- acme/lead [canary]")

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from reconciler.errors import SourceError
 from reconciler.model.config import source_allowed
+from reconciler.model.credentials import Credentials, GitCredential
 from reconciler.source.external import GitExternalFetcher
 from reconciler.source.mirror import is_complete
 from tests.support.git_server import TOKEN, GitServer
@@ -131,20 +133,19 @@ def test_half_written_cache_is_refetched(shared: tuple[str, str, Work], tmp_path
     assert (again / "agents.yaml").read_text() == "- name: helper\n" and not (again / "junk").exists()
 
 
-def test_token_for_supplies_the_token(git_server: GitServer, make_work: Callable[[Path], Work],
-                                      tmp_path: Path) -> None:
+def test_the_credential_of_the_host_is_used(git_server: GitServer, make_work: Callable[[Path], Work],
+                                            tmp_path: Path) -> None:
     work = make_work(git_server.repo("private", "agents"))
     sha = work.commit({"a.yaml": "[]\n"})
     work.push()
     repo = f"{git_server.host}/private/agents"
-    asked: list[str] = []
+    elsewhere = Credentials(git=(GitCredential(host="127.0.0.1:9", password=SecretStr(TOKEN)),))
+    fetcher = GitExternalFetcher(tmp_path / "other", [f"{git_server.host}/private/"], elsewhere)
+    with pytest.raises(SourceError, match="no credential is configured for"):
+        fetcher.fetch(repo, "main", git_server.repo_url("private", "agents"))  # another host's token: not sent
 
-    def token_for(name: str) -> str:
-        asked.append(name)
-        return TOKEN
-
-    fetcher = GitExternalFetcher(tmp_path / "state", [f"{git_server.host}/private/"], token_for)
+    mine = Credentials(git=(GitCredential(host=git_server.host, password=SecretStr(TOKEN)),))
+    fetcher = GitExternalFetcher(tmp_path / "state", [f"{git_server.host}/private/"], mine)
     assert fetcher.fetch(repo, "main", git_server.repo_url("private", "agents")).name == sha
-    assert asked and set(asked) == {repo}
     for config in (tmp_path / "state").rglob("config"):
         assert TOKEN not in config.read_text()

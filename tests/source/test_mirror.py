@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from reconciler.errors import SourceError
+from reconciler.model.credentials import Credentials, GitCredential
 from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, mask, safe_url
 from tests.support.git_server import TOKEN, GitServer
 from tests.support.git_work import Work
@@ -217,24 +219,24 @@ def test_token_goes_through_callbacks_and_nowhere_else(
     url = git_server.repo_url("private", "config")
     state = tmp_path / "state"
 
-    with pytest.raises(SourceError, match="requires authentication and no token is configured"):
+    with pytest.raises(SourceError, match="requires authentication and no credential is configured"):
         GitMirror(url, state / "anon").fetch()
 
-    mirror = GitMirror(url, state, token=TOKEN)
+    mirror = GitMirror(url, state, auth=creds(git_server.host, TOKEN))
     assert mirror.remote_heads()["refs/heads/main"] == sha
     mirror.fetch()
     assert mirror.resolve("main") == sha
     assert (mirror.export_tree(sha) / "secret-free.txt").exists()
 
     messages: list[str] = []
-    for bad in (GitMirror(url, state / "wrong", token="not-the-token"),
-                GitMirror(git_server.repo_url("private", "missing"), state, token=TOKEN),
+    for bad in (GitMirror(url, state / "wrong", auth=creds(git_server.host, "not-the-token")),
+                GitMirror(git_server.repo_url("private", "missing"), state, auth=creds(git_server.host, TOKEN)),
                 GitMirror(f"http://oauth2:{TOKEN}@127.0.0.1:{git_server.served.port}/private/missing.git",
-                          state, token=TOKEN)):
+                          state, auth=creds(git_server.host, TOKEN))):
         with pytest.raises(SourceError) as err:
             bad.fetch()
         messages.append(str(err.value))
-    assert "rejected the configured token" in messages[0]
+    assert "rejected the configured credential" in messages[0]
     assert all(TOKEN not in m and "tok-SECRET" not in m for m in messages)
 
     for config in state.rglob("config"):
@@ -285,3 +287,7 @@ def test_mask_and_safe_url() -> None:
     assert mask("nothing", "") == "nothing"
     assert safe_url(f"https://u:{TOKEN}@host:3000/a/b.git") == "https://host:3000/a/b.git"
     assert safe_url("https://host/a.git") == "https://host/a.git"
+
+
+def creds(host: str, token: str) -> Credentials:
+    return Credentials(git=(GitCredential(host=host, password=SecretStr(token)),))

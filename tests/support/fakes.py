@@ -13,6 +13,7 @@ from reconciler.model.config import ReconcilerFile
 from reconciler.model.desired import PluginPinRef
 from reconciler.pipeline.compose import Parts, build_parts
 from reconciler.pipeline.settings import Settings
+from tests.support.policy import policy_for
 
 
 @dataclass
@@ -90,6 +91,7 @@ class MemoryParts(Parts):
 
 def memory_parts(state_dir: Path, *, forge: FakeForge | None = None, clock: float | None = None,
                  **settings: object) -> MemoryParts:
+    settings.setdefault("policy", policy_for())
     built = build_parts(Settings(state_dir=state_dir, secrets_dir=None, max_delete=100, health_timeout_s=5,
                                  **settings), forge=forge)  # type: ignore[arg-type]
     parts = MemoryParts(**vars(built))
