@@ -124,3 +124,14 @@ def test_an_image_removed_after_it_was_seen_is_pulled_again(make_backend, docker
             docker_client.api.remove_container(row["Id"], force=True)
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(ref)
+
+
+def test_a_second_listing_reuses_decoded_labels_but_shares_no_dict(make_backend) -> None:
+    backend = make_backend()
+    for key in ("one", "two"):
+        backend.apply(act(ActionKind.CREATE, make_desired(f"acme/{key}")), {}, "rev-1")
+    first, second = (sorted(backend.list_owned(), key=lambda w: w.id) for _ in range(2))
+    assert first == second and [w.id for w in first] == ["acme/one", "acme/two"]
+    assert first[0].spec_parts == make_desired("acme/one").spec_parts
+    for a, b in zip(first, second, strict=True):
+        assert a.spec_parts is not b.spec_parts and a.plugins is not b.plugins
