@@ -5,8 +5,8 @@ Only plain YAML data plus two custom tags are accepted: `!include path.yaml` and
 `ExternalRef`) so the renderer resolves them only where a workspace may stand, and only for
 subtrees that are spawned: a `spawning: false` subtree never causes a fetch.
 
-Hostile input is bounded: file size, alias expansion (billion laughs), duplicate keys, any other
-tag (e.g. `!!python/object`) is a `ConfigError` naming file:line:column.
+Hostile input is bounded: file size, alias expansion (billion laughs), recursive aliases, duplicate
+keys, any other tag (e.g. `!!python/object`) is a `ConfigError` naming file:line:column.
 """
 
 from __future__ import annotations
@@ -62,13 +62,14 @@ class LocDict(dict[str, Any]):
     loc: Location
     key_locs: dict[str, Location]
     value_locs: dict[str, Location]
+    written: dict[str, str]  # how a non-string scalar value was written (`0755`, `off`, `1:30`), for messages
     ctx: TreeContext
 
     def without(self, *keys: str) -> LocDict:
         """A copy without `keys`, keeping every location."""
         out = LocDict((k, v) for k, v in self.items() if k not in keys)
         out.loc, out.ctx = self.loc, self.ctx
-        out.key_locs, out.value_locs = self.key_locs, self.value_locs
+        out.key_locs, out.value_locs, out.written = self.key_locs, self.value_locs, self.written
         return out
 
 
@@ -173,7 +174,7 @@ class _Builder:
         if node.tag != _MAP:
             raise self._bad_tag(node)
         out = LocDict()
-        out.loc, out.ctx, out.key_locs, out.value_locs = self.loc(node), self.ctx, {}, {}
+        out.loc, out.ctx, out.key_locs, out.value_locs, out.written = self.loc(node), self.ctx, {}, {}, {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise ConfigError("YAML merge keys (<<) are not supported; use org `defaults`", self.loc(key_node))
@@ -188,6 +189,8 @@ class _Builder:
             out[key] = self.build(value_node)
             out.key_locs[key] = self.loc(key_node)
             out.value_locs[key] = self.loc(value_node)
+            if isinstance(value_node, yaml.ScalarNode) and value_node.tag in _SCALAR_TAGS - {_STR}:
+                out.written[key] = str(value_node.value)
         return out
 
     def _external(self, node: yaml.Node) -> ExternalRef:
@@ -210,10 +213,15 @@ class _Builder:
         )
 
 
-def _measure(root: yaml.Node) -> tuple[int, int]:
+def _measure(root: yaml.Node, display: str) -> tuple[int, int]:
     """(node count with aliases expanded, nesting depth), computed without expanding aliases and
-    without recursion, so neither an alias bomb nor a 10,000-deep document can blow the stack."""
+    without recursion, so neither an alias bomb nor a 10,000-deep document can blow the stack.
+
+    An alias inside the node it refers to (`a: &a [*a]`) makes the graph a cycle that no builder
+    could finish: it is a ConfigError at the node holding the alias. The nodes on the current
+    path are those entered and not yet finished (`open`)."""
     size: dict[int, int] = {}
+    open_: set[int] = set()
     depth = 0
     stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
     while stack:
@@ -223,9 +231,19 @@ def _measure(root: yaml.Node) -> tuple[int, int]:
             return 0, depth
         children = _children(node)
         if done:
+            open_.discard(id(node))
             size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
         elif id(node) not in size:
-            size[id(node)] = 1  # placeholder: a recursive alias counts once instead of looping
+            open_.add(id(node))
+            back = next((c for c in children if id(c) in open_), None)
+            if back is not None:
+                anchored = location_of(back, display)
+                raise ConfigError(
+                    f"recursive alias: it refers to the node anchored at line {anchored.line}, column "
+                    f"{anchored.column}, which contains it; an alias may not stand inside its own anchor",
+                    location_of(node, display),
+                )
+            size[id(node)] = 1  # placeholder until finished; a shared (non-recursive) alias is measured once
             stack.append((node, level, True))
             stack.extend((c, level + 1, False) for c in children if id(c) not in size)
     return size[id(root)], depth
@@ -258,7 +276,7 @@ def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Loc
         raise ConfigError(f"invalid YAML: {exc}", Location(display)) from None
     if node is None:
         return None
-    expanded, depth = _measure(node)
+    expanded, depth = _measure(node, display)
     if depth > MAX_DEPTH:
         raise ConfigError(f"document nests deeper than {MAX_DEPTH} levels; flatten it", location_of(node, display))
     if expanded > MAX_EXPANDED_NODES:
