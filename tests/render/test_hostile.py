@@ -1,10 +1,17 @@
-"""Hostile config repos: every one fails with file:line:col, nothing is rendered."""
+"""Hostile config repos: every one fails with file:line:col, nothing is rendered, nothing crashes."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.model.config import ENV_VALUE_MAX, image_reference_problem
+from reconciler.model.policy import Policy
 from reconciler.render import loader
 from tests.render.conftest import LocalFetcher, WriteRepo, render_errors, render_ok
 
@@ -204,3 +211,126 @@ def test_config_files_linked_from_outside_are_refused(write_repo: WriteRepo, tmp
     errors = render_errors(repo)
     assert any(e.startswith("images.yaml:") and "outside the repository" in e for e in errors)
     assert any(e.startswith("orgs/evil/org.yaml") and "outside the repository" in e for e in errors)
+
+
+# ---- a table of hostile values: each is one clear `file:line:col` error, nothing crashes ------------------------
+PERMISSIVE = Policy(sources=["127.0.0.1:3000/"], registries=["127.0.0.1:5000"])
+ENV = HEAD + "  - name: A\n    env:\n"  # the env value under test is on line 6
+DIGEST = "sha256:" + "a" * 64
+
+
+EXTERNAL_ONLY = "name: Acme\nworkspaces:\n  - {name: A, runtime: external}\n"  # needs no image
+
+
+def _images(ref: str) -> dict[str, str]:
+    return {"images.yaml": f"images:\n  langgraph: 127.0.0.1:5000/ws-lg:v1\n  claude-code: '{ref}'\n",
+            "orgs/acme/org.yaml": EXTERNAL_ONLY}
+
+
+HOSTILE = [
+    # recursive aliases: the node graph is a cycle no builder could finish
+    pytest.param({"orgs/acme/org.yaml": "name: Acme\na: &a [*a]\n"}, "orgs/acme/org.yaml:2:4:",
+                 "recursive alias: it refers to the node anchored at line 2, column 4", id="alias-in-own-list"),
+    pytest.param({"orgs/acme/org.yaml": "name: Acme\nb: &b {x: *b}\n"}, "orgs/acme/org.yaml:2:4:",
+                 "recursive alias", id="alias-in-own-mapping"),
+    pytest.param({"orgs/acme/org.yaml": HEAD + "  - &w {name: A, children: [*w]}\n"}, "orgs/acme/org.yaml:4:28:",
+                 "recursive alias: it refers to the node anchored at line 4, column 5", id="alias-workspace-tree"),
+    pytest.param({"orgs/acme/org.yaml": HEAD, "orgs/acme/team.yaml": "- &t\n  - name: A\n  - [x, [*t]]\n"},
+                 None, None, id="recursive-alias-in-an-unused-file-is-not-read"),
+    # env values must be strings: YAML 1.1 reads many plain words as something else
+    pytest.param({"orgs/acme/org.yaml": ENV + "      MAX_PAGES: 20\n"}, "orgs/acme/org.yaml:6:7:",
+                 'env MAX_PAGES must be a string: quote it (MAX_PAGES: "20"); YAML reads 20 unquoted as a number',
+                 id="env-int"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      LOG_LEVEL: off\n"}, "orgs/acme/org.yaml:6:7:",
+                 'env LOG_LEVEL must be a string: quote it (LOG_LEVEL: "off"); YAML reads off unquoted as a '
+                 "boolean (so are off/on/yes/no/true/false)", id="env-off"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      UMASK: 0755\n"}, "orgs/acme/org.yaml:6:7:",
+                 'quote it (UMASK: "0755"); YAML reads 0755 unquoted as a number', id="env-octal"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      LIMIT: 1.0e+3\n"}, "orgs/acme/org.yaml:6:7:",
+                 'quote it (LIMIT: "1.0e+3"); YAML reads 1.0e+3 unquoted as a number', id="env-float"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      AT: 1:30\n"}, "orgs/acme/org.yaml:6:7:",
+                 'quote it (AT: "1:30"); YAML reads 1:30 unquoted as a number', id="env-sexagesimal"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      EMPTY:\n"}, "orgs/acme/org.yaml:6:7:",
+                 'env EMPTY must be a string: write EMPTY: "" for an empty value', id="env-null"),
+    pytest.param({"orgs/acme/org.yaml": ENV + "      LIST: [a, b]\n"}, "orgs/acme/org.yaml:6:7:",
+                 "env LIST must be a string, not a list", id="env-list"),
+    pytest.param({"orgs/acme/org.yaml": "name: Acme\ndefaults: {env: {DEBUG: yes}}\nworkspaces:\n"
+                  "  - {name: A, runtime: external}\n"}, "orgs/acme/org.yaml:2:18:",
+                 'env DEBUG must be a string: quote it (DEBUG: "yes")', id="env-in-defaults"),
+    pytest.param({"orgs/acme/org.yaml": ENV + '      NUL: "a\\0b"\n'}, "orgs/acme/org.yaml:6:7:",
+                 "env NUL contains the control character U+0000; only tab and newline may appear", id="env-nul"),
+    pytest.param({"orgs/acme/org.yaml": ENV + '      ESC: "\\e[31m"\n'}, "orgs/acme/org.yaml:6:7:",
+                 "env ESC contains the control character U+001B", id="env-escape"),
+    pytest.param({"orgs/acme/org.yaml": ENV + f"      BIG: {'x' * (ENV_VALUE_MAX + 1)}\n"}, "orgs/acme/org.yaml:6:7:",
+                 f"env BIG is {ENV_VALUE_MAX + 1} characters, over the {ENV_VALUE_MAX} limit", id="env-too-long"),
+    # image references: the docker/distribution grammar, reported at the runtime's own line
+    pytest.param(_images("repo@sha256:nothex"), "images.yaml:3:3:",
+                 "images.claude-code: image reference 'repo@sha256:nothex' digest 'sha256:nothex' must be sha256: "
+                 "and 64 lowercase hex digits", id="image-digest-not-hex"),
+    pytest.param(_images("repo@sha256:" + "A" * 64), "images.yaml:3:3:", "64 lowercase hex", id="image-digest-upper"),
+    pytest.param(_images("repo@sha256:" + "a" * 63), "images.yaml:3:3:", "64 lowercase hex", id="image-digest-short"),
+    pytest.param(_images("repo@md5:" + "a" * 32), "images.yaml:3:3:", "must be sha256:", id="image-digest-algorithm"),
+    pytest.param(_images("Repo/Name:v1"), "images.yaml:3:3:", "with a lowercase path", id="image-uppercase-path"),
+    pytest.param(_images("a/../b:v1"), "images.yaml:3:3:", "with a lowercase path", id="image-dotdot"),
+    pytest.param(_images("a//b"), "images.yaml:3:3:", "with a lowercase path", id="image-empty-component"),
+    pytest.param(_images("repo:.hidden"), "images.yaml:3:3:", "tag '.hidden' must be 1-128", id="image-tag-dot"),
+    pytest.param(_images("repo:" + "t" * 129), "images.yaml:3:3:", "must be 1-128", id="image-tag-long"),
+    pytest.param(_images("repo:v1 ; rm -rf /"), "images.yaml:3:3:", "lowercase path", id="image-tag-shell"),
+    pytest.param(_images("a" * 300), "images.yaml:3:3:", "repository name is 300 characters", id="image-name-long"),
+    pytest.param({"images.yaml": "registry_prefix: 'evil host/x'\nimages: {claude-code: ws}\n",
+                  "orgs/acme/org.yaml": EXTERNAL_ONLY}, "images.yaml:1:1:",
+                 "registry_prefix: registry_prefix 'evil host/x' must be a registry host[:port]", id="registry-prefix"),
+]
+
+
+@pytest.mark.parametrize(("files", "where", "message"), HOSTILE)
+def test_hostile_values_are_one_located_error_each(
+    write_repo: WriteRepo, files: dict[str, str], where: str | None, message: str | None
+) -> None:
+    repo = write_repo(files)
+    if where is None or message is None:
+        render_ok(repo, policy=PERMISSIVE)
+        return
+    (error,) = render_errors(repo, policy=PERMISSIVE)
+    assert error.startswith(where) and message in error, error
+    assert "Value error" not in error and ".str" not in error
+
+
+@pytest.mark.parametrize("ref", [
+    "ws", "ws:v1", "team/ws:1.0-rc_1", "127.0.0.1:5000/ws-lg:v1", "localhost/ws", "Registry.Example.com:443/a/b",
+    f"ws@{DIGEST}", f"ws:v1@{DIGEST}", "ws@sha512:" + "0" * 128, "a.b__c-d--e/f_g:TAG", "[::1]:5000/ws:v1",
+])
+def test_valid_image_references_pass(ref: str) -> None:
+    assert image_reference_problem(ref) is None
+
+
+def test_image_grammar_does_not_backtrack_on_hostile_input() -> None:
+    started = time.monotonic()
+    for ref in ("a" * 500 + "!", "a-" * 250 + "!", "a." * 250 + "/", "a/" * 250 + ":", "a" * 255 + "@sha256:"):
+        assert image_reference_problem(ref) is not None
+    assert time.monotonic() - started < 1
+
+
+def test_values_quoted_as_strings_render(write_repo: WriteRepo) -> None:
+    repo = write_repo({"orgs/acme/org.yaml": ENV + (
+        '      MAX_PAGES: "20"\n      LOG_LEVEL: "off"\n      UMASK: \'0755\'\n      TABBED: "a\\tb\\nc"\n'
+        "      EMPTY: ''\n      WHEN: 2024-01-01\n      WORD: 1e3\n")})
+    env = render_ok(repo, policy=PERMISSIVE).workspaces[0].env
+    assert {k: env[k] for k in ("MAX_PAGES", "LOG_LEVEL", "UMASK", "TABBED", "EMPTY", "WHEN", "WORD")} == {
+        "MAX_PAGES": "20", "LOG_LEVEL": "off", "UMASK": "0755", "TABBED": "a\tb\nc", "EMPTY": "", "WHEN": "2024-01-01",
+        "WORD": "1e3"}
+
+
+def test_validate_lists_each_hostile_value_and_exits_1(write_repo: WriteRepo) -> None:
+    repo = write_repo({
+        "images.yaml": f"images:\n  claude-code: 'repo@sha256:nothex'\n  langgraph: ws@{DIGEST}\n",
+        "orgs/acme/org.yaml": "name: Acme\nloop: &l [*l]\n",
+        "orgs/beta/org.yaml": "name: Beta\nworkspaces:\n  - name: A\n    runtime: external\n"
+                              "    env: {LOG_LEVEL: off}\n",
+    })
+    result = CliRunner().invoke(app, ["validate", str(repo)])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [e.split(": ", 2)[1] for e in errors] == ["images.yaml:2:3", "orgs/acme/org.yaml:2:7",
+                                                     "orgs/beta/org.yaml:5:11"]
+    assert "Traceback" not in result.output
