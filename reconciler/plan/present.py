@@ -1,7 +1,9 @@
 """Two renderings of one Plan: a human table (CLI, PR comment) and a machine dict (`--json`). Pure.
 
 Both show ids, tiers, kinds, reasons, spec hashes and image references only: desired/observed are
-reduced to those fields, so no env value or secret digest can leak through a rendering.
+reduced to those fields, so no env value or secret digest can leak through a rendering. In the
+Markdown, whatever the config repository controls (ids, reasons, the refusal) is inert text
+(`model.text.md_code` / `md_text`): a pull request cannot put markup into the bot's comment.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from reconciler.model.enums import ActionKind
 from reconciler.model.plan import Action, Plan
+from reconciler.model.text import md_code, md_text
 
 MARKERS: dict[ActionKind, str] = {
     ActionKind.CREATE: "+",
@@ -72,16 +75,12 @@ def render_table(plan: Plan, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
-
-
 def render_markdown(plan: Plan, revision: str | None) -> str:
     """The PR comment: heading, a table of changes, unchanged ones folded, summary, refusal."""
-    rev = (revision or plan.revision or "")[:12]
-    out = [f"### Reconciler plan{f' for `{rev}`' if rev else ''} ({plan.mode.value} mode)", ""]
+    rev = md_code((revision or plan.revision or "")[:12])
+    out = [f"### Reconciler plan{f' for {rev}' if rev else ''} ({plan.mode.value} mode)", ""]
     if plan.refused:
-        out += [f"> **Refused:** {_md(plan.refused)}", ""]
+        out += [f"> **Refused:** {md_text(plan.refused)}", ""]
     changes = shown(plan)
     if changes:
         out += _md_table(changes)
@@ -99,8 +98,8 @@ def render_markdown(plan: Plan, revision: str | None) -> str:
 def _md_table(actions: tuple[Action, ...] | list[Action]) -> list[str]:
     lines = ["| | tier | workspace | action | reason |", "|---|---|---|---|---|"]
     for a in actions:
-        marker, ws = f"`{MARKERS[a.kind]}`", f"`{_md(a.workspace_id)}`"
-        cells = (marker, a.tier.value, ws, action_label(a), _md(a.reason))
+        marker, ws = f"`{MARKERS[a.kind]}`", md_code(a.workspace_id, table=True)
+        cells = (marker, a.tier.value, ws, action_label(a), md_text(a.reason))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
