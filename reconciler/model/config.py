@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from reconciler.model.enums import Mode, Tier
 from reconciler.model.refs import REF_CHARS, SHA_HEX
@@ -19,8 +19,78 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TRACK_PATTERN = rf"^(none|tag:{REF_CHARS}|branch:{REF_CHARS}|sha:{SHA_HEX})$"
 TRACK_HINT = "use one of none, tag:<name>, branch:<name>, sha:<40 hex>"
 
+ENV_VALUE_MAX = 32 * 1024  # characters per env value; longer text belongs in files_dir
+
+
+def _env_value(value: str) -> str:
+    """An env value reaches a process environment: no NUL or other control character but tab/newline."""
+    bad = next((c for c in value if (ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character U+{ord(bad):04X}; only tab and newline may appear")
+    return value
+
+
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, max_length=128)]
+EnvValue = Annotated[str, Field(max_length=ENV_VALUE_MAX), AfterValidator(_env_value)]
 Track = Annotated[str, Field(pattern=TRACK_PATTERN, description=f"How to follow the source: {TRACK_HINT}")]
+
+
+# The image reference grammar of docker/distribution (`reference/regexp.go`), ASCII only.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # `-+`, not `-*`: same language, no backtracking blow-up
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST = "|".join(f"{algorithm}:[0-9a-f]{{{n}}}" for algorithm, n in DIGEST_HEX.items())
+IMAGE_REF_PATTERN = rf"^(?P<name>{_NAME})(?::{_TAG})?(?:@(?:{_DIGEST}))?$"
+IMAGE_REF_MAX = 512  # characters; the repository name alone at most 255 (distribution's limit)
+_IMAGE_REF = re.compile(IMAGE_REF_PATTERN)
+
+
+def image_reference_problem(ref: str) -> str | None:
+    """What is wrong with an image reference (None: it is valid), in words a config author can act on."""
+    if len(ref) > IMAGE_REF_MAX:
+        return f"is {len(ref)} characters long, over the {IMAGE_REF_MAX} limit"
+    match = _IMAGE_REF.fullmatch(ref)
+    if match:
+        name = match.group("name")
+        return None if len(name) <= 255 else f"repository name is {len(name)} characters, over the 255 limit"
+    name, at, digest = ref.partition("@")
+    if at and not re.fullmatch(_DIGEST, digest):
+        return (f"digest {digest!r} must be sha256: and 64 lowercase hex digits "
+                "(or sha384: and 96, sha512: and 128)")
+    last = name.rpartition("/")[2]
+    if ":" in last:
+        tag = last.split(":", 1)[1]
+        if not re.fullmatch(_TAG, tag):
+            return f"tag {tag!r} must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+    return ("must be [host[:port]/]path[:tag][@digest] with a lowercase path (a-z, 0-9, single '.', '_' "
+            "or '__', or dashes between them)")
+
+
+def _image_reference(ref: str) -> str:
+    problem = image_reference_problem(ref)
+    if problem:
+        raise ValueError(f"image reference {ref!r} {problem}")
+    return ref
+
+
+def _registry_prefix(prefix: str) -> str:
+    if len(prefix) > 255 or not re.fullmatch(rf"{_DOMAIN}(?:/{_PATH_COMPONENT})*/?", prefix):
+        raise ValueError(f"registry_prefix {prefix!r} must be a registry host[:port], optionally with a "
+                         "lowercase path, e.g. registry.example.com:5000/team")
+    return prefix
+
+
+ImageRef = Annotated[
+    str,
+    AfterValidator(_image_reference),
+    Field(
+        description="repo[:tag] or repo@sha256:<64 hex> (the docker/distribution reference grammar)",
+        json_schema_extra={"pattern": IMAGE_REF_PATTERN.replace("(?P<name>", "("), "maxLength": IMAGE_REF_MAX},
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -74,7 +144,9 @@ class WorkspaceFields(Strict):
     files_dir: str | None = Field(default=None, max_length=500, description=_FIELDS_DOC["files_dir"])
     tier: Tier | None = Field(default=None, description=_FIELDS_DOC["tier"])
     plugins: list[PluginEntry] | None = None
-    env: dict[EnvName, str | int | float | bool] | None = None
+    env: dict[EnvName, EnvValue] | None = Field(
+        default=None, description="Plain env values, all strings: quote numbers and yes/no/on/off"
+    )
     secrets: list[EnvName] | None = None
     required_env: list[EnvName] | None = None
     resources: Resources | None = None
@@ -113,18 +185,10 @@ class PluginsFile(Strict):
 class ImagesFile(Strict):
     """`images.yaml`: runtime -> image reference (repo:tag or repo@sha256:...)."""
 
-    registry_prefix: str | None = Field(
+    registry_prefix: Annotated[str, AfterValidator(_registry_prefix)] | None = Field(
         default=None, description="Prepended to image references that name no registry host"
     )
-    images: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], str] = Field(default_factory=dict)
-
-    @field_validator("images")
-    @classmethod
-    def _references_are_sane(cls, images: dict[str, str]) -> dict[str, str]:
-        for runtime, ref in images.items():
-            if not re.fullmatch(r"[a-z0-9][a-z0-9._/:@-]*(@sha256:[0-9a-f]{64})?", ref) or ".." in ref:
-                raise ValueError(f"image for {runtime!r} is not a valid reference: {ref!r}")
-        return images
+    images: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ImageRef] = Field(default_factory=dict)
 
 
 class HealthSettings(Strict):
@@ -155,6 +219,15 @@ class ReconcilerFile(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
     limits: Limits = Field(default_factory=Limits)
+
+
+MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(size: str) -> int:
+    """`512m` -> bytes (the `resources.memory` shape: digits and an optional k/m/g)."""
+    digits = size.rstrip("kmgKMG")
+    return int(digits) * MEMORY_UNITS[size[len(digits):].lower()]
 
 
 def source_allowed(repo: str, allowed: list[str]) -> bool:

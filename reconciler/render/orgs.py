@@ -26,8 +26,9 @@ from reconciler.model.config import (
     WorkspaceFields,
     source_allowed,
 )
-from reconciler.model.desired import RESERVED_ENV, DesiredWorkspace, FilesRef, PluginPinRef
+from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
+from reconciler.model.policy import Policy
 from reconciler.model.refs import REF_PATTERN, is_safe_ref
 from reconciler.render.files import scan_files
 from reconciler.render.images import image_for
@@ -61,6 +62,7 @@ class OrgRenderer:
     images: ImagesFile | None
     fetcher: ExternalFetcher | None
     secrets: SecretStore | None
+    policy: Policy = field(default_factory=Policy)
     errors: list[ConfigError] = field(default_factory=list)
     workspaces: list[DesiredWorkspace] = field(default_factory=list)
     _files_cache: dict[Path, FilesRef] = field(default_factory=dict)
@@ -97,14 +99,11 @@ class OrgRenderer:
             if not ws.spawning:
                 continue  # this workspace and its whole subtree: no side effect at all
             desired = self._desired(org, ws, defaults, parent, item, seen)
-            if len(self.workspaces) > self.settings.limits.max_workspaces:
-                self.errors.append(
-                    ConfigError(
-                        f"more than {self.settings.limits.max_workspaces} workspaces; raise limits.max_workspaces "
-                        "in reconciler.yaml if this is intended",
-                        item.loc,
-                    )
-                )
+            ceiling = min(self.settings.limits.max_workspaces, self.policy.max_workspaces)
+            if len(self.workspaces) > ceiling:
+                self.errors.append(ConfigError(
+                    f"more than {ceiling} workspaces; raise limits.max_workspaces in reconciler.yaml if this is "
+                    f"intended (at most the max_workspaces of {self.policy.origin})", item.loc))
                 return
             if "children" in item:
                 self._walk(
@@ -156,7 +155,7 @@ class OrgRenderer:
 
     def _external(self, ref: ExternalRef) -> Any:
         try:
-            check_external(ref, self.settings.allowed_sources)
+            check_external(ref, self.policy, self.settings.allowed_sources)
             if ref.ctx.external_depth >= MAX_EXTERNAL_DEPTH:
                 raise ConfigError(f"!external nested deeper than {MAX_EXTERNAL_DEPTH} levels", ref.loc)
             if self.fetcher is None:
@@ -212,10 +211,12 @@ class OrgRenderer:
             if image is None:
                 problems.append(f"runtime {runtime!r} has no image in images.yaml; add `{runtime}: <image>` there")
         env = {**(defaults.env or {}), **(ws.env or {})}
-        reserved = sorted(RESERVED_ENV & set(env))
+        reserved_names = self.policy.reserved()
+        reserved = sorted(reserved_names & set(env))
         if reserved:
-            problems.append(f"env {', '.join(reserved)} is set by the reconciler; remove it from env")
-        plain = {k: _env_text(v) for k, v in env.items()}
+            problems.append(f"env {', '.join(reserved)} is reserved (set by the reconciler or by "
+                            f"{self.policy.origin}); remove it from env")
+        plain = dict(env)  # strings only: the model refuses what YAML read as a number or boolean
         model, role = ws.model or defaults.model, ws.role or defaults.role
         plain.update({"WORKSPACE_ID": ident, "WORKSPACE_NAME": ws.name, "AGENT_RUNTIME": runtime or ""})
         if parent:
@@ -225,13 +226,18 @@ class OrgRenderer:
         if role:
             plain["AGENT_ROLE"] = role
         secrets = _union(defaults.secrets, ws.secrets)
+        shadowing = sorted(reserved_names & set(secrets))
+        if shadowing:
+            problems.append(f"secret(s) {', '.join(shadowing)} would shadow a reserved env name (set by the "
+                            f"reconciler or by {self.policy.origin}); rename the secret")
         digests: dict[str, str] = {}
         if self.secrets is not None:
             missing = [s for s in secrets if not self.secrets.has(org, key, s)]
             if missing:
                 problems.append(
                     f"secret(s) {', '.join(missing)} not found in the secrets directory "
-                    f"(looked in <dir>/{org}/{key}/, <dir>/{org}/, <dir>/)"
+                    f"(looked in {self.secrets.directory}/{org}/{key}/, {self.secrets.directory}/{org}/, "
+                    f"{self.secrets.directory}/)"
                 )
             digests = {s: self.secrets.digest(org, key, s) for s in secrets if s not in missing}
         required = _union(defaults.required_env, ws.required_env)
@@ -240,13 +246,16 @@ class OrgRenderer:
             problems.append(f"required_env missing: {', '.join(missing_env)} (set them in env or secrets)")
         plugins = self._plugins(defaults.plugins, ws.plugins, problems)
         files = self._files(ws.files_dir or defaults.files_dir, item, located)
+        resources = ws.resources or defaults.resources
+        if ws.resources and defaults.resources:
+            resources = defaults.resources.model_copy(update=ws.resources.model_dump(exclude_none=True))
+        over = self.policy.over_ceiling(resources) if resources else []
+        if over:
+            problems.append(f"resources above the ceiling of {self.policy.origin}: {', '.join(over)}")
         if problems or located:
             self.errors.extend(ConfigError(f"{ident}: {p}", item.loc) for p in problems)
             self.errors.extend(ConfigError(f"{ident}: {e.message}", e.location) for e in located)
             return None
-        resources = ws.resources or defaults.resources
-        if ws.resources and defaults.resources:
-            resources = defaults.resources.model_copy(update=ws.resources.model_dump(exclude_none=True))
         desired = with_spec(
             DesiredWorkspace(
                 id=ident,
@@ -303,22 +312,31 @@ class OrgRenderer:
             return None
 
 
-def check_external(ref: ExternalRef, allowed: list[str]) -> None:
+def check_external(ref: ExternalRef, policy: Policy, repo_allowed: list[str]) -> None:
     """Allowlist, ref pattern and url checks, before any network access."""
     if not is_safe_ref(ref.ref):
         raise ConfigError(f"!external ref {ref.ref!r} must match {REF_PATTERN.pattern} and contain no '..'", ref.loc)
-    if not source_allowed(ref.repo, allowed):
-        raise ConfigError(
-            f"!external repo {ref.repo!r} is not allowed; add its host/org prefix to allowed_sources "
-            "in reconciler.yaml",
-            ref.loc,
-        )
+    why = source_refusal(ref.repo, policy, repo_allowed)
+    if why:
+        raise ConfigError(f"!external repo {ref.repo!r} {why}", ref.loc)
     if ref.url is not None:
         parsed = urlparse(ref.url)
         if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
             raise ConfigError("!external url must be http(s) without credentials in it", ref.loc)
         if f"{parsed.netloc}{parsed.path}".removesuffix(".git").rstrip("/") != ref.repo.rstrip("/"):
             raise ConfigError(f"!external url {ref.url!r} does not point at repo {ref.repo!r}", ref.loc)
+
+
+def source_refusal(repo: str, policy: Policy, repo_allowed: list[str]) -> str | None:
+    """Why a git source may not be reached (None: it may): the operator policy first, then the
+    narrower list the repo's reconciler.yaml may give."""
+    if not policy.source_allowed(repo):
+        shown = ", ".join(policy.sources) or "none"
+        return (f"is not allowed by {policy.origin} (allowed sources: {shown}); only the operator can "
+                "allow a source: add its host/owner/ prefix to `sources` in the policy file")
+    if repo_allowed and not source_allowed(repo, policy.sources_for(repo_allowed)):
+        return "is not in allowed_sources of reconciler.yaml, which narrows the operator policy; add it there"
+    return None
 
 
 def slug(name: str) -> str:
@@ -331,8 +349,3 @@ def _union(*lists: list[str] | None) -> list[str]:
         out.extend(i for i in items or [] if i not in out)
     return out
 
-
-def _env_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -71,7 +71,7 @@ def baseline_org() -> dict[str, Any]:
                 "children": [
                     {"name": "Triage", "key": "triage", "tier": "canary", "health": HEALTH},
                     {"name": "Research", "key": "research", "files_dir": "files/research", "plugins": ["web-search"]},
-                    {"name": "Scout", "key": "scout", "env": {"MAX_PAGES": 20}},
+                    {"name": "Scout", "key": "scout", "env": {"MAX_PAGES": "20"}},
                     {"name": "Responder", "key": "responder", "env": {"QUEUE": "replies"}},
                 ],
             },

@@ -96,7 +96,7 @@ def test_env_change_recreates_exactly_that_container(e2e: E2E) -> None:
     e2e.converge()
     before = e2e.fleet.ids()
     org = baseline_org()
-    find(org, "scout")["env"]["MAX_PAGES"] = 50
+    find(org, "scout")["env"]["MAX_PAGES"] = "50"
     sha = e2e.repo.push(org, "scout reads more pages")
 
     run = no_leak(e2e.cli.apply())
@@ -212,7 +212,7 @@ def test_unhealthy_canary_rolls_back_and_leaves_production_untouched(e2e: E2E) -
     started = {ws: e2e.fleet.started_at(cid) for ws, cid in before.items()}
     org = baseline_org()
     find(org, "triage")["env"] = {"AGENT_FAIL_HEALTH": "1"}  # the demo runtime fails its health check
-    find(org, "scout")["env"]["MAX_PAGES"] = 99  # a production change that must NOT be applied
+    find(org, "scout")["env"]["MAX_PAGES"] = "99"  # a production change that must NOT be applied
     sha = e2e.repo.push(org, "break the canary")
 
     run = no_leak(e2e.cli.apply())
@@ -271,7 +271,7 @@ def test_unreachable_engine_reports_error_then_the_next_run_converges(e2e: E2E, 
     e2e.converge()
     before = e2e.fleet.ids()
     org = baseline_org()
-    find(org, "scout")["env"]["MAX_PAGES"] = 7
+    find(org, "scout")["env"]["MAX_PAGES"] = "7"
     sha = e2e.repo.push(org, "change while the engine is down")
 
     down = no_leak(e2e.cli.apply(env={"DOCKER_HOST": f"unix://{tmp_path}/nope.sock"}))
