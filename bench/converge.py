@@ -45,6 +45,7 @@ import contextlib
 import cProfile
 import functools
 import io
+import itertools
 import pstats
 import re
 import shutil
@@ -396,11 +397,30 @@ class Reconciler(Contender):
         self.repos = repos
         self.parts = bench_parts(self.instance, work / "state", concurrency, self.client)
         self.last: PassOutcome | None = None
+        self.timelines: list[tuple[str, dict[str, float]]] = []
 
     def converge(self, phase: int, desired: list[DesiredWorkspace]) -> None:
-        self.last = outcome = run_pass(Checkout(self.repos[phase], None, None), self.parts)
+        marks: list[tuple[str, float]] = [("start", time.perf_counter())]
+
+        def mark(event: object) -> None:
+            marks.append((type(event).__name__, time.perf_counter()))
+
+        self.last = outcome = run_pass(Checkout(self.repos[phase], None, None), self.parts, on_event=mark)
+        marks.append(("end", time.perf_counter()))
+        self.timelines.append((PHASES[phase], split_timeline(marks)))
         if outcome.exit_code:
             raise RuntimeError(f"reconciler pass {outcome.status} (exit {outcome.exit_code}): {outcome.message}")
+
+
+def split_timeline(marks: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds of a pass per step, from its apply events: plan (render, list, pins, plan), actions
+    (first tier start to its gate), gate, commit (and deletes), the rest (between tiers, report)."""
+    steps = {"plan": 0.0, "actions": 0.0, "gate": 0.0, "commit+deletes": 0.0, "other": 0.0}
+    step_after = {"start": "plan", "TierStarted": "actions", "ActionDone": "actions", "GateStarted": "gate",
+                  "GateDone": "commit+deletes", "TierDone": "other"}
+    for (name, at), (_, until) in itertools.pairwise(marks):
+        steps[step_after.get(name, "other")] += until - at
+    return steps
 
 
 def timed(fn: Callable[[], None]) -> float:
@@ -490,6 +510,11 @@ def converge_main(args: argparse.Namespace) -> int:
     report(n, {k: [statistics.median(v) for v in rows] for k, rows in times.items()}, touched, args.rounds,
            {k: [statistics.median(v) for v in rows] for k, rows in trips.items()})
     if args.calls:
+        for contender in contenders:
+            if isinstance(contender, Reconciler):
+                print("\nreconciler passes, seconds per step (plan = render, list, pins, plan; from apply events):")
+                for name, steps in contender.timelines:
+                    print(f"  {name:<13}" + "  ".join(f"{k} {v:6.2f}" for k, v in steps.items()))
         for key, (calls, engine_s) in by_route.items():
             if not engine_s:
                 continue
