@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.engine import engine_problem, registry_problem
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.daemon"]
 
 ENVIRONMENT_FIXTURES = frozenset({
     "docker_client", "runtime_image", "instance_id",  # the engine (tests/support/fixtures.py)

@@ -38,6 +38,7 @@ class Reviewer:
         self.mirror, self.branch, self.journal, self.metrics = mirror, branch, journal, metrics
         self.poster, self.parts, self.public_url = poster, parts, public_url
         self._wanted: dict[int, tuple[str, bool]] = {}  # number -> (head sha, from a fork)
+        self._sweep_wanted = False
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="pr-review", daemon=True)
@@ -59,6 +60,13 @@ class Reviewer:
             self._wanted[number] = (sha, fork)
             self._cond.notify_all()
 
+    def request_sweep(self) -> None:
+        """A pull request webhook arrived: list the open PRs through the API soon, on this thread
+        (the payload's head SHA and fork flag are not trusted; the API's are)."""
+        with self._cond:
+            self._sweep_wanted = True
+            self._cond.notify_all()
+
     def sweep(self) -> None:
         """Queue every open PR against the branch whose head has not been reviewed yet."""
         try:
@@ -73,10 +81,16 @@ class Reviewer:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._wanted and not self._stopping:
+                while not self._wanted and not self._sweep_wanted and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
+                sweep, self._sweep_wanted = self._sweep_wanted, False
+            if sweep:
+                self.sweep()
+            with self._cond:
+                if not self._wanted:
+                    continue
                 number = min(self._wanted)
                 sha, fork = self._wanted.pop(number)
             if self.journal.last_review(number) == sha:

@@ -89,7 +89,7 @@ class Daemon:
         if trigger.kind == "push":
             self.worker.submit(Request(trigger.sha, Trigger.PUSH, delivery=trigger.delivery))
         elif self.reviewer is not None and trigger.pr_number is not None and trigger.action != "closed":
-            self.reviewer.submit(trigger.pr_number, trigger.sha)
+            self.reviewer.request_sweep()
 
     def health(self) -> dict[str, Any]:
         current = self.worker.current

@@ -10,8 +10,8 @@ from typing import Any
 import docker
 import httpx
 
-from tests.daemon.conftest import CONTEXTS, Fleet, push, states, statuses, workspace_containers
 from tests.support.clock import wait_until
+from tests.support.daemon import CONTEXTS, Fleet, push, states, statuses, workspace_containers
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_hooks import ZERO, delivery_headers
 

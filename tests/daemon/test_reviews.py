@@ -6,8 +6,8 @@ from typing import Any
 
 import docker
 
-from tests.daemon.conftest import Fleet, push, states, statuses, workspace_containers
 from tests.support.clock import wait_until
+from tests.support.daemon import Fleet, push, states, statuses, workspace_containers
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_hooks import ZERO
 from tests.support.gitea_repo import NAME, OWNER

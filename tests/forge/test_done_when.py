@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from reconciler.forge.base import StatusState, StatusUpdate
 from reconciler.forge.gitea import GiteaClient
+from reconciler.model.credentials import Credentials, GitCredential
 from reconciler.source.checkout import checkout
 from tests.forge.conftest import Receiver
 from tests.support.git_work import Work
@@ -22,7 +25,9 @@ def test_push_fetch_status_and_webhook(
     sha = work.commit({"file.txt": "config v1\n"}, "config v1")
     work.push("main")
 
-    tree = checkout(gitea.clone_url(OWNER, NAME), "main", tmp_path / "state", token=TOKEN)
+    host = gitea.url.split("://", 1)[1]
+    auth = Credentials(git=(GitCredential(host=host, password=SecretStr(TOKEN)),))
+    tree = checkout(gitea.clone_url(OWNER, NAME), "main", tmp_path / "state", auth=auth)
     assert tree.revision == sha and (tree.root / "file.txt").read_text().startswith("config v1")
     assert client.branch_head("main") == sha
 

@@ -20,9 +20,12 @@ class BasicAuthGate:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.requests = 0
+        self.authorizations: list[str] = []  # every Authorization header received, as sent
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         self.requests += 1
+        if environ.get("HTTP_AUTHORIZATION"):
+            self.authorizations.append(environ["HTTP_AUTHORIZATION"])
         if environ.get("PATH_INFO", "").startswith("/private/"):
             header = environ.get("HTTP_AUTHORIZATION", "")
             ok = False

@@ -1,6 +1,6 @@
-"""Fixtures for the daemon tests: the REAL daemon process (`python -m reconciler run`) against the
-shared `gitea` emulator (real git over HTTP, webhooks delivered to the daemon) and the real Docker
-engine (the shared `instance_id`: tests/support/fixtures.py).
+"""Fixtures for the daemon and security tests (registered by tests/conftest.py): the REAL daemon
+process (`python -m reconciler run`) against the shared `gitea` emulator (real git over HTTP,
+webhooks delivered to the daemon) and the real Docker engine (the shared `instance_id`).
 
 - `fleet`: a config repo work clone pushing to the emulator; `fleet.write(...)` + `fleet.commit()`;
 - `daemon_factory`: starts daemons (the test's instance id, short intervals), stops them all
