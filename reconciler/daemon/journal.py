@@ -3,9 +3,14 @@
 What it keeps: runs (apply runs on the watched branch and PR reviews: revision, trigger, status,
 plan JSON, the RunResult JSON, statuses posted, timings), one row per finished action (written as
 each action ends, so a run killed half-way still shows what it did), the last good revision per
-tier, and statuses the forge could not take (posted again when it is back). Actual state is never
-read from here: it comes from the backend's labels. One connection, serialised by a lock; WAL so
-the web pages read while the worker writes.
+tier, statuses the forge could not take (posted again when it is back), and the webhook delivery
+ids already handled (a redelivery is acknowledged and ignored, across restarts too). Actual state
+is never read from here: it comes from the backend's labels. One connection, serialised by a lock;
+WAL so the web pages read while the worker writes.
+
+Retention (`prune_runs`, `prune_deliveries`): old runs go with their actions, by age and by count;
+a run still `running`, one not yet recovered, and the newest apply run (what the worker asks
+about the current head) are never pruned.
 """
 
 from __future__ import annotations
@@ -54,7 +59,13 @@ CREATE TABLE IF NOT EXISTS unposted (
     revision TEXT NOT NULL, context TEXT NOT NULL, state TEXT NOT NULL, description TEXT NOT NULL,
     target_url TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (revision, context)
 );
+CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
 """
+# runs that retention may delete: finished, recovered, and not the newest apply run
+PRUNABLE = ("status != 'running' AND recovered = 1"
+            " AND id != COALESCE((SELECT MAX(id) FROM runs WHERE kind = 'apply'), -1)"
+            " AND (COALESCE(finished_at, started_at) < ? OR id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?))")
 UNFINISHED = frozenset({RunStatus.INTERRUPTED, RunStatus.SUPERSEDED, RunStatus.ERROR})
 
 
@@ -169,6 +180,26 @@ class Journal:
                           " ORDER BY id DESC LIMIT 1", (revision,))
         return RunStatus(rows[0]["status"]) if rows else None
 
+    def recent_reviews(self, limit: int) -> list[tuple[int, str]]:
+        """(pull request, head) of the newest `limit` reviews, newest first."""
+        rows = self._rows("SELECT pr, revision FROM runs WHERE kind='review' AND pr IS NOT NULL"
+                          " AND revision IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,))
+        return [(int(r["pr"]), str(r["revision"])) for r in rows]
+
+    def prune_runs(self, max_age_s: float, max_rows: int) -> int:
+        """Delete runs (with their actions) older than `max_age_s` or beyond the newest `max_rows`."""
+        args = (self._clock() - max_age_s, max(0, max_rows))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(f"DELETE FROM actions WHERE run_id IN (SELECT id FROM runs WHERE {PRUNABLE})", args)
+                deleted = self._db.execute(f"DELETE FROM runs WHERE {PRUNABLE}", args).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return max(0, deleted)
+
     def last_review(self, pr: int) -> str | None:
         rows = self._rows("SELECT revision FROM runs WHERE kind='review' AND pr=? ORDER BY id DESC LIMIT 1", (pr,))
         return str(rows[0]["revision"]) if rows else None
@@ -201,10 +232,38 @@ class Journal:
         else:
             self._exec("DELETE FROM unposted WHERE revision=? AND context=? AND at=?", (revision, context, at))
 
+    # ---- webhook deliveries already handled ----------------------------------------------------
+    def has_delivery(self, delivery: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM deliveries WHERE id=?", (delivery,)))
+
+    def add_delivery(self, delivery: str) -> None:
+        if delivery:
+            self._exec("INSERT OR IGNORE INTO deliveries VALUES (?,?)", (delivery, self._clock()))
+
+    def prune_deliveries(self, max_age_s: float, max_rows: int) -> int:
+        """Forget delivery ids older than `max_age_s` or beyond the newest `max_rows`."""
+        cur = self._exec("DELETE FROM deliveries WHERE received_at < ? OR id NOT IN"
+                         " (SELECT id FROM deliveries ORDER BY received_at DESC LIMIT ?)",
+                         (self._clock() - max_age_s, max(0, max_rows)))
+        return max(0, cur.rowcount)
+
     def unposted(self) -> list[Unposted]:
         rows = self._rows("SELECT * FROM unposted ORDER BY at")
         return [Unposted(revision=r["revision"], context=r["context"], state=r["state"],
                          description=r["description"], target_url=r["target_url"], at=r["at"]) for r in rows]
+
+
+class JournalDeliveries:
+    """The journal as the webhook receiver's `DeliveryLog`: handled delivery ids survive a restart."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __contains__(self, delivery: object) -> bool:
+        return isinstance(delivery, str) and bool(delivery) and self.journal.has_delivery(delivery)
+
+    def add(self, delivery: str) -> None:
+        self.journal.add_delivery(delivery)
 
 
 def _run(row: sqlite3.Row) -> RunRow:
