@@ -4,8 +4,13 @@ Three layers, each usable alone: `verify_signature` (hex HMAC-SHA256 of the raw 
 before anything is parsed), `parse_event` (Gitea `push` and `pull_request` payloads to a `Trigger`,
 or None for events the reconciler does not act on) and `webhook_app`, a Starlette app the daemon
 mounts at `/hooks/gitea`: 413 for oversized bodies, 401 for a missing or bad signature, 202 for a
-trigger, 200 for ignored events and for duplicate deliveries (`X-Gitea-Delivery`), which never
-call `on_trigger` twice. Payload timestamps are strings on Gitea and are never parsed here.
+trigger, 200 for ignored events (other branches, other repositories) and for duplicate deliveries
+(`X-Gitea-Delivery`, remembered in a `DeliveryLog`), which never call `on_trigger` twice. Payload
+timestamps are strings on Gitea and are never parsed here.
+
+A trigger is a hint, never a source of truth: a signed payload can still be a replay, or name a
+commit that is not the head of its branch. The receiver of a trigger looks at the remote itself
+(the branch head, the open pull requests) and acts on what it finds there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import hmac
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.applications import Starlette
@@ -150,6 +156,28 @@ def parse_event(headers: Mapping[str, str], body: bytes, branch: str | None = No
     return None
 
 
+def repo_full_name(source: str) -> str:
+    """`owner/name` of a repository from its clone URL or path (the last two segments, `.git` stripped)."""
+    if "://" in source:
+        path = urlsplit(source).path
+    elif "@" in source and ":" in source:  # scp-like: git@host:owner/name.git
+        path = source.rpartition(":")[2]
+    else:
+        path = source
+    segments = [s for s in path.split("/") if s]
+    if segments:
+        segments[-1] = segments[-1].removesuffix(".git")
+    return "/".join(segments[-2:])
+
+
+class DeliveryLog(Protocol):
+    """Delivery ids already handled (in memory, or kept across restarts by the daemon's journal)."""
+
+    def __contains__(self, delivery: object) -> bool: ...
+
+    def add(self, delivery: str) -> None: ...
+
+
 class _SeenDeliveries:
     """The last `size` delivery ids, oldest forgotten first."""
 
@@ -157,7 +185,7 @@ class _SeenDeliveries:
         self.size = size
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def __contains__(self, delivery: str) -> bool:
+    def __contains__(self, delivery: object) -> bool:
         return delivery in self._ids
 
     def add(self, delivery: str) -> None:
@@ -187,9 +215,16 @@ def webhook_app(
     on_trigger: Callable[[Trigger], None],
     max_body: int = MAX_BODY,
     remember: int = 1000,
+    *,
+    repo: str | None = None,
+    seen: DeliveryLog | None = None,
 ) -> Starlette:
-    """A Starlette app with `POST /hooks/gitea`; `on_trigger` must be quick (enqueue, not work)."""
-    seen = _SeenDeliveries(remember)
+    """A Starlette app with `POST /hooks/gitea`; `on_trigger` must be quick (enqueue, not work).
+
+    With `repo` (`owner/name`), events about any other repository are ignored (200, logged).
+    `seen` remembers delivery ids (default: the last `remember` ones, in memory).
+    """
+    seen = seen if seen is not None else _SeenDeliveries(remember)
 
     async def receive(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length", "")
@@ -210,6 +245,9 @@ def webhook_app(
             trigger = parse_event(request.headers, body, branch)
         except WebhookPayloadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if trigger is not None and repo and trigger.repo.lower() != repo.lower():
+            log.warning("webhook for another repository ignored", extra={"context": trigger.repo})
+            trigger = None
         if trigger is None:
             seen.add(delivery)
             return JSONResponse({"status": "ignored", "delivery": delivery}, status_code=200)
