@@ -124,6 +124,12 @@ class Worker:
         with self._cond:
             return self.current is None and self._pending is None and not self._replaced
 
+    def wanted(self) -> set[str]:
+        """The commits the worker holds on to: the head, the run in progress, the one queued."""
+        with self._cond:
+            requests = [self.current, self._pending]
+            return {r.sha for r in requests if r is not None} | ({self.head} if self.head else set())
+
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop after the current action: the current run records itself interrupted."""
         with self._cond:

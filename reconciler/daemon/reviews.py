@@ -39,6 +39,7 @@ class Reviewer:
         self.poster, self.parts, self.public_url = poster, parts, public_url
         self._wanted: dict[int, tuple[str, bool]] = {}  # number -> (head sha, from a fork)
         self._sweep_wanted = False
+        self._current: tuple[int, str] | None = None
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="pr-review", daemon=True)
@@ -67,6 +68,12 @@ class Reviewer:
             self._sweep_wanted = True
             self._cond.notify_all()
 
+    def in_progress(self) -> dict[int, str]:
+        """PR number -> head, of the review running now and of those queued."""
+        with self._cond:
+            current = dict([self._current]) if self._current else {}
+            return {**current, **{number: sha for number, (sha, _) in self._wanted.items()}}
+
     def sweep(self) -> None:
         """Queue every open PR against the branch whose head has not been reviewed yet."""
         try:
@@ -93,12 +100,15 @@ class Reviewer:
                     continue
                 number = min(self._wanted)
                 sha, fork = self._wanted.pop(number)
-            if self.journal.last_review(number) == sha:
-                continue
+                self._current = (number, sha)
             try:
-                self.review(number, sha, fork)
+                if self.journal.last_review(number) != sha:
+                    self.review(number, sha, fork)
             except Exception:
                 log.exception("review crashed", extra={"revision": sha})
+            finally:
+                with self._cond:
+                    self._current = None
 
     def _plan(self, number: int, sha: str, fork: bool) -> PassOutcome:
         try:

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from base64 import b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +116,22 @@ def materialize(target: Path, write: Callable[[Path], None]) -> Path:
             raise
         _marker(target).write_text(f"complete {time.time():.0f}\n")
     return target
+
+
+def remove_materialized(target: Path) -> bool:
+    """Remove what `materialize` wrote at `target` (its marker first, so a half-removed directory is
+    never trusted), under the writers' lock; True when there was something to remove."""
+    lock = target.with_name(target.name + ".lock")
+    with file_lock(lock):
+        marker = _marker(target)
+        found = marker.exists() or target.exists() or target.is_symlink()
+        marker.unlink(missing_ok=True)
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)
+    lock.unlink(missing_ok=True)
+    return found
 
 
 class _Callbacks(pygit2.RemoteCallbacks):
@@ -328,6 +344,21 @@ class GitMirror:
         repo = self._repo()
         tree = repo[sha].peel(pygit2.Tree)
         return materialize(target, lambda tmp: _TreeWriter(repo).write(tree, tmp))
+
+    # ---- cleanup -----------------------------------------------------------------------------
+    def prune_pull_refs(self, keep: Collection[int]) -> list[int]:
+        """Delete `refs/pull/<N>/...` (fetched for reviews) except those of PRs in `keep`; the PRs dropped."""
+        if not (self.path / "HEAD").exists():
+            return []
+        dropped: set[int] = set()
+        with file_lock(self._lock_path):
+            repo = self._repo()
+            for name in list(repo.references):
+                found = re.fullmatch(r"refs/pull/(\d+)/.+", name)
+                if found and int(found.group(1)) not in keep:
+                    repo.references.delete(name)
+                    dropped.add(int(found.group(1)))
+        return sorted(dropped)
 
     # ---- internals ---------------------------------------------------------------------------
     def _repo(self) -> pygit2.Repository:
