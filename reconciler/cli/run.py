@@ -13,6 +13,16 @@ from reconciler.pipeline.settings import Settings
 
 Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="Branch to watch and converge")]
 Listen = Annotated[str, typer.Option("--listen", envvar="RECONCILER_LISTEN", help="HOST:PORT of the HTTP server")]
+ListenPages = Annotated[
+    str | None,
+    typer.Option("--listen-pages", envvar="RECONCILER_LISTEN_PAGES",
+                 help="HOST:PORT of its own for /runs and /metrics (default: --listen)"),
+]
+PagesTokenFile = Annotated[
+    Path | None,
+    typer.Option("--pages-token-file", envvar="RECONCILER_PAGES_TOKEN_FILE",
+                 help="Token the pages require (Bearer, or Basic auth password)"),
+]
 PollInterval = Annotated[
     float, typer.Option("--poll-interval", envvar="RECONCILER_POLL_INTERVAL", min=0.1, help="Seconds between polls")
 ]
@@ -24,13 +34,22 @@ WebhookSecretFile = Annotated[
     Path | None,
     typer.Option("--webhook-secret-file", envvar="RECONCILER_WEBHOOK_SECRET_FILE", help="HMAC secret of /hooks/gitea"),
 ]
+KeepRunsDays = Annotated[
+    float, typer.Option("--keep-runs-days", envvar="RECONCILER_KEEP_RUNS_DAYS", min=0, help="Days of runs kept")
+]
+KeepRuns = Annotated[int, typer.Option("--keep-runs", envvar="RECONCILER_KEEP_RUNS", min=1, help="Runs kept at most")]
+KeepCacheDays = Annotated[
+    float,
+    typer.Option("--keep-cache-days", envvar="RECONCILER_KEEP_CACHE_DAYS", min=0,
+                 help="Days an unused !external or plugin cache entry is kept"),
+]
 LogLevel = Annotated[str, typer.Option("--log-level", envvar="RECONCILER_LOG_LEVEL", help="DEBUG, INFO, WARNING")]
 
 
-def _listen(value: str) -> tuple[str, int]:
+def _listen(value: str, flag: str = "--listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        typer.echo(f"error: --listen must be HOST:PORT, got {value!r}", err=True)
+        typer.echo(f"error: {flag} must be HOST:PORT, got {value!r}", err=True)
         raise typer.Exit(2)
     return host.strip("[]"), int(port)
 
@@ -42,14 +61,19 @@ def run_command(
     ref: str | None,
     branch: Branch = "main",
     listen: Listen = "127.0.0.1:8080",
+    listen_pages: ListenPages = None,
+    pages_token_file: PagesTokenFile = None,
     poll_interval: PollInterval = 60.0,
     resync_interval: ResyncInterval = 600.0,
     webhook_secret_file: WebhookSecretFile = None,
+    keep_runs_days: KeepRunsDays = 30.0,
+    keep_runs: KeepRuns = 5000,
+    keep_cache_days: KeepCacheDays = 7.0,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the daemon: watch a branch (webhooks + poll), converge each new head, review pull requests,
-    resync drift, serve /runs, /healthz, /metrics and /hooks/gitea."""
-    from pydantic import SecretBytes
+    resync drift, serve /runs, /healthz, /metrics and /hooks/gitea; prune its journal and state dir."""
+    from pydantic import SecretBytes, SecretStr
 
     from reconciler.daemon import logctx
     from reconciler.daemon.lock import AlreadyRunning
@@ -60,6 +84,7 @@ def run_command(
     setup_logging(log_level)
     logctx.install()
     host, port = _listen(listen)
+    pages = _listen(listen_pages, "--listen-pages") if listen_pages else None
     if not is_git_source(source):
         typer.echo(f"error: the daemon needs a git source (URL or repository), not {source!r}", err=True)
         raise typer.Exit(2)
@@ -67,8 +92,12 @@ def run_command(
         typer.echo("error: the daemon follows --branch; --ref is for plan and apply", err=True)
         raise typer.Exit(2)
     if not settings.public_url:
-        settings = settings.model_copy(update={"public_url": f"http://{listen}"})
+        settings = settings.model_copy(update={"public_url": f"http://{listen_pages or listen}"})
     secret = read_secret_file(webhook_secret_file, "webhook secret file")
+    pages_token = read_secret_file(pages_token_file, "pages token file")
+    if pages_token_file is not None and pages_token is None:
+        typer.echo(f"error: the pages token file {pages_token_file} is empty", err=True)
+        raise typer.Exit(2)
     if secret is None:
         typer.echo("warning: no --webhook-secret-file: /hooks/gitea is off, polling only", err=True)
     daemon_settings = DaemonSettings(
@@ -77,9 +106,14 @@ def run_command(
         branch=branch,
         host=host,
         port=port,
+        pages=pages,
+        pages_token=SecretStr(pages_token) if pages_token else None,
         poll_interval_s=poll_interval,
         resync_interval_s=resync_interval,
         webhook_secret=SecretBytes(secret.encode()) if secret else None,
+        keep_runs_days=keep_runs_days,
+        keep_runs=keep_runs,
+        keep_cache_days=keep_cache_days,
     )
     try:
         code = Daemon(daemon_settings).run()

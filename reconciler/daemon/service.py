@@ -1,10 +1,15 @@
 """The daemon, built once from its settings and run until SIGTERM. Wiring only: no domain logic.
 
-Start: take the state dir lock (a second instance exits with a clear message), recover what a dead
-process left half-done, start the worker, the PR reviewer, the scheduler and the HTTP server
-(uvicorn on its own thread; the main thread owns the signals). SIGTERM/SIGINT: the current run
-stops after its current action and records itself interrupted, the statuses kept while the forge
-was down get one more try, everything stops, exit 0.
+Start: take the state dir lock (a second instance exits with a clear message), prune the journal,
+recover what a dead process left half-done, start the worker, the push hints, the PR reviewer, the
+scheduler and the HTTP servers (uvicorn on their own threads, each with a connection limit; the
+pages on a listener of their own with `--listen-pages`; the main thread owns the signals).
+SIGTERM/SIGINT: the current run stops after its current action and records itself interrupted,
+the statuses kept while the forge was down get one more try, everything stops, exit 0.
+
+Webhooks are hints (`on_trigger`): one for another repository is ignored (`webhook_app`), a push
+makes the poller list the branch head at the remote, a pull request makes the reviewer list the
+open PRs through the API; no SHA from a payload is ever applied or reviewed.
 """
 
 from __future__ import annotations
@@ -16,25 +21,30 @@ import threading
 from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, SecretBytes
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
+from starlette.types import ASGIApp
 
-from reconciler.daemon.journal import Journal
+from reconciler.daemon.cleanup import KEEP_REVIEWS, Needed, StateCleaner, needed
+from reconciler.daemon.journal import Journal, JournalDeliveries
 from reconciler.daemon.lock import StateDirLock
-from reconciler.daemon.loop import Request, Worker
+from reconciler.daemon.loop import Worker
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.reviews import Reviewer
 from reconciler.daemon.runs import BranchRuns, RunDeps
 from reconciler.daemon.scheduler import Poller, build_scheduler
-from reconciler.daemon.web import build_app
+from reconciler.daemon.web import build_apps
 from reconciler.forge.webhooks import Trigger as Hook
-from reconciler.forge.webhooks import webhook_app
-from reconciler.model.enums import Trigger
+from reconciler.forge.webhooks import repo_full_name, webhook_app
 from reconciler.pipeline.compose import build_forge, build_parts
 from reconciler.pipeline.settings import Settings
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
+DAY_S = 86400.0
+HTTP_MAX_CONNECTIONS = 64  # per listener; uvicorn answers 503 beyond it
+DELIVERIES_KEEP_S = 30 * DAY_S
+DELIVERIES_KEEP = 10_000
 
 
 class DaemonSettings(BaseModel):
@@ -47,9 +57,14 @@ class DaemonSettings(BaseModel):
     branch: str = "main"
     host: str = "127.0.0.1"
     port: int = 8080
+    pages: tuple[str, int] | None = None  # a listener of their own for /runs, /runs/<id>, /metrics
+    pages_token: SecretStr | None = None  # required by the pages (Bearer, or Basic auth's password)
     poll_interval_s: float = 60
     resync_interval_s: float = 600
     webhook_secret: SecretBytes | None = None
+    keep_runs_days: float = Field(default=30, ge=0)
+    keep_runs: int = Field(default=5000, ge=1)
+    keep_cache_days: float = Field(default=7, ge=0)
 
 
 class Daemon:
@@ -70,26 +85,57 @@ class Daemon:
         self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, self.parts,
                                  opts.public_url) if self.poster is not None else None
         self.poller = Poller(self.mirror, s.branch, self.worker)
+        self.cleaner = StateCleaner(opts.state_dir, self.mirror, self.needed, self.busy,
+                                    cache_s=s.keep_cache_days * DAY_S)
         self.scheduler = build_scheduler(
             self.poller, poll_interval_s=s.poll_interval_s, resync_interval_s=s.resync_interval_s,
             review_sweep=self.reviewer.sweep if self.reviewer else None,
             flush_statuses=self.poster.flush if self.poster else None,
+            housekeeping=self.housekeeping,
         )
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else b""
-        hooks = webhook_app(secret, s.branch, self.on_trigger) if secret else None
-        self.app = build_app(self.journal, self.metrics, self.health, hooks)
+        self.repo = opts.gitea_repo or repo_full_name(s.source)
+        hooks = webhook_app(secret, s.branch, self.on_trigger, repo=self.repo,
+                            seen=JournalDeliveries(self.journal)) if secret else None
+        token = s.pages_token.get_secret_value() if s.pages_token else None
+        self.app, self.pages_app = build_apps(self.journal, self.metrics, self.health, hooks,
+                                              split=s.pages is not None, token=token)
         self._stop = threading.Event()
 
     def on_trigger(self, trigger: Hook) -> None:
-        """A verified webhook: enqueue only (this runs in the HTTP event loop)."""
-        repo = self.settings.settings.gitea_repo
-        if repo and trigger.repo.lower() != repo.lower():
-            log.warning("webhook for another repository ignored", extra={"context": trigger.repo})
-            return
+        """A verified webhook about the watched repository: a hint to look at the remote (this runs in
+        the HTTP event loop, so it only wakes the thread that looks)."""
         if trigger.kind == "push":
-            self.worker.submit(Request(trigger.sha, Trigger.PUSH, delivery=trigger.delivery))
-        elif self.reviewer is not None and trigger.pr_number is not None and trigger.action != "closed":
+            self.poller.hint()
+        elif self.reviewer is not None and trigger.action != "closed":
             self.reviewer.request_sweep()
+
+    # ---- housekeeping ------------------------------------------------------------------------
+    def needed(self) -> Needed:
+        reviewing = self.reviewer.in_progress() if self.reviewer is not None else {}
+        return needed(self.worker.wanted(), self.journal.last_good(), self.journal.recent_reviews(KEEP_REVIEWS),
+                      reviewing)
+
+    def busy(self) -> bool:
+        return not self.worker.idle or bool(self.reviewer is not None and self.reviewer.in_progress())
+
+    def prune_journal(self) -> None:
+        s = self.settings
+        try:
+            runs = self.journal.prune_runs(s.keep_runs_days * DAY_S, s.keep_runs)
+            self.journal.prune_deliveries(DELIVERIES_KEEP_S, DELIVERIES_KEEP)
+        except Exception as exc:  # history only: never worth stopping for
+            log.warning("could not prune the journal", extra={"error": str(exc)})
+            return
+        if runs:
+            log.info("journal pruned", extra={"outcome": f"{runs} run(s)"})
+
+    def housekeeping(self) -> None:
+        self.prune_journal()
+        try:
+            self.cleaner.run()
+        except Exception:
+            log.exception("state dir cleanup crashed")
 
     def health(self) -> dict[str, Any]:
         current = self.worker.current
@@ -103,44 +149,76 @@ class Daemon:
     # ---- lifecycle ---------------------------------------------------------------------------
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s = self.settings
+        listeners = [(s.host, s.port, self.app)]
+        if self.pages_app is not None and s.pages is not None:
+            listeners.append((*s.pages, self.pages_app))
+        sockets: list[socket.socket] = []
         try:
-            sock.bind((self.settings.host, self.settings.port))
-        except OSError as exc:
-            sock.close()
+            for host, port, _ in listeners:
+                sockets.append(bind(host, port))
+        except OSError:
+            for sock in sockets:
+                sock.close()
             self.lock.release()
-            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}") from None
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+            raise
+        servers = [http_server(app) for _, _, app in listeners]
+        threads = [threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"http-{i}", daemon=True)
+                   for i, (server, sock) in enumerate(zip(servers, sockets, strict=True))]
         previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            self.prune_journal()
             self.runs.recover_all()
             self.worker.start()
+            self.poller.start()
             if self.reviewer is not None:
                 self.reviewer.start()
             self.scheduler.start()
-            http.start()
-            port = sock.getsockname()[1]
-            log.info("daemon started", extra={"context": f"http://{self.settings.host}:{port}"})
+            for thread in threads:
+                thread.start()
+            urls = [f"http://{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in sockets]
+            log.info("daemon started", extra={"context": " ".join(urls)})
             self._stop.wait()
             log.info("stopping: the current run finishes its current action")
         finally:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
+            self.poller.shutdown()
             self.worker.shutdown()
             if self.reviewer is not None:
                 self.reviewer.shutdown(30)
             if self.poster is not None:
                 self.poster.flush()
-            server.should_exit = True
-            if http.is_alive():
-                http.join(10)
-            sock.close()
+            for server in servers:
+                server.should_exit = True
+            for thread in threads:
+                if thread.is_alive():
+                    thread.join(10)
+            for sock in sockets:
+                sock.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.journal.close()
             self.lock.release()
             log.info("daemon stopped")
         return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket of our own (so port 0 works and a busy port fails before anything starts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def http_server(app: ASGIApp) -> uvicorn.Server:
+    """uvicorn for one listener: bounded connections (503 beyond), short keep-alive, no access log."""
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                            limit_concurrency=HTTP_MAX_CONNECTIONS, timeout_keep_alive=5)
+    return uvicorn.Server(config)

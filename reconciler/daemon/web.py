@@ -4,28 +4,42 @@
 last succeeded; `/metrics` is Prometheus text; the run pages are plain HTML (`pages.py`). The
 webhook receiver is `forge.webhooks.webhook_app` itself, its routes mounted here, wrapped only to
 count deliveries by outcome (from the status code it answers).
+
+Two apps: the open one (`/healthz`, `/hooks/gitea`: a health check and a signed webhook need no
+other credential) and the pages (`/metrics`, `/runs`, `/runs/<id>`), either on the same listener
+or on a listener of their own (`--listen-pages`). With a pages token, every page request needs
+`Authorization: Bearer <token>` or Basic auth with the token as password (`RequireToken`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.daemon import pages
 from reconciler.daemon.journal import Journal
 from reconciler.daemon.metrics import CONTENT_TYPE, Metrics
 
+HOOK_PATH = "/hooks/gitea"
+OPEN_PATHS = frozenset({"/healthz", HOOK_PATH})
+REALM = 'realm="reconciler"'
+
 
 class CountDeliveries:
     """ASGI wrapper: counts each response status of the webhook path in `metrics`."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, path: str = "/hooks/gitea") -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, path: str = HOOK_PATH) -> None:
         self.app, self.metrics, self.path = app, metrics, path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,8 +55,41 @@ class CountDeliveries:
         await self.app(scope, receive, counting)
 
 
-def build_app(journal: Journal, metrics: Metrics, health: Callable[[], dict[str, Any]],
-              hooks: Starlette | None) -> ASGIApp:
+class RequireToken:
+    """ASGI wrapper: a request outside `open_paths` needs the token, as `Authorization: Bearer <token>`
+    or as the password of Basic auth (any user); compared in constant time. 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS) -> None:
+        self.app, self.open_paths = app, open_paths
+        self._digest = hashlib.sha256(token.encode()).digest()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths or self.allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        response = PlainTextResponse("authentication required\n", status_code=401)
+        response.raw_headers += [(b"www-authenticate", f"Bearer {REALM}".encode()),
+                                 (b"www-authenticate", f'Basic {REALM}, charset="UTF-8"'.encode())]
+        await response(scope, receive, send)
+
+    def allowed(self, scope: Scope) -> bool:
+        scheme, _, credential = Headers(scope=scope).get("authorization", "").strip().partition(" ")
+        given: bytes | None = None
+        if scheme.lower() == "bearer":
+            given = credential.strip().encode()
+        elif scheme.lower() == "basic":
+            try:
+                given = base64.b64decode(credential.strip(), validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                given = None
+        # hash both sides: the comparison takes the same time whatever the length given
+        return hmac.compare_digest(hashlib.sha256(given or b"").digest(), self._digest) and given is not None
+
+
+def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str, Any]], hooks: Starlette | None,
+               *, split: bool = False, token: str | None = None) -> tuple[ASGIApp, ASGIApp | None]:
+    """The app of the main listener and, with `split`, the app of the pages listener (else None)."""
+
     async def healthz(request: Request) -> JSONResponse:
         state = health()
         return JSONResponse(state, status_code=200 if state.get("loop_alive") else 503)
@@ -60,11 +107,14 @@ def build_app(journal: Journal, metrics: Metrics, health: Callable[[], dict[str,
             return HTMLResponse(pages.page("not found", f"<p>No run #{run_id}.</p>"), status_code=404)
         return HTMLResponse(pages.run_page(row, journal.actions(run_id)))
 
-    routes = [
-        Route("/healthz", healthz),
-        Route("/metrics", metrics_text),
-        Route("/runs", runs),
-        Route("/runs/{run_id:int}", run),
-        *(hooks.routes if hooks is not None else []),
-    ]
-    return CountDeliveries(Starlette(routes=routes), metrics)
+    open_routes: list[BaseRoute] = [Route("/healthz", healthz), *(hooks.routes if hooks is not None else [])]
+    page_routes: list[BaseRoute] = [Route("/metrics", metrics_text), Route("/runs", runs),
+                                    Route("/runs/{run_id:int}", run)]
+
+    def guarded(routes: list[BaseRoute]) -> ASGIApp:
+        app = Starlette(routes=routes)
+        return RequireToken(app, token) if token else app
+
+    if split:
+        return CountDeliveries(Starlette(routes=open_routes), metrics), guarded(page_routes)
+    return CountDeliveries(guarded(open_routes + page_routes), metrics), None
