@@ -27,10 +27,14 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from tests.backends.conftest import _cleanup  # noqa: E402
-from tests.daemon.conftest import CONTEXTS, ZERO, Fleet  # noqa: E402
-from tests.forge.conftest import GIT_ENV, HOOK_SECRET, NAME, OWNER, TOKEN, dead_port  # noqa: E402
+from tests.support.daemon import CONTEXTS, Fleet  # noqa: E402
+from tests.support.engine import cleanup  # noqa: E402
+from tests.support.git_cli import GIT_ENV  # noqa: E402
 from tests.support.gitea_emulator import GiteaEmulator  # noqa: E402
+from tests.support.gitea_hooks import ZERO  # noqa: E402
+from tests.support.gitea_repo import HOOK_SECRET, NAME, OWNER, TOKEN  # noqa: E402
+from tests.support.net import dead_port  # noqa: E402
+from tests.support.policy import policy_file  # noqa: E402
 
 POLL_S = 0.005
 
@@ -70,7 +74,8 @@ def measure(mode: str, args: argparse.Namespace, work: Path) -> tuple[list[float
                "--poll-interval", str(poll), "--resync-interval", "3600", "--webhook-secret-file",
                str(work / "hook"), "--gitea-url", emu.url, "--gitea-repo", f"{OWNER}/{NAME}",
                "--gitea-token-file", str(work / "token"), "--instance-id", instance,
-               "--secrets-dir", str(work / "secrets"), "--log-level", "WARNING", "--public-url", url]
+               "--secrets-dir", str(work / "secrets"), "--log-level", "WARNING", "--public-url", url,
+               "--policy", str(policy_file(work / f"policy-{mode}"))]
         log = (work / f"daemon-{mode}.log").open("wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env={**os.environ, **GIT_ENV, "PYTHONPATH": str(ROOT)})
@@ -105,7 +110,7 @@ def measure(mode: str, args: argparse.Namespace, work: Path) -> tuple[list[float
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
             log.close()
-            _cleanup(docker.from_env(), instance)
+            cleanup(docker.from_env(), instance)
     return pending, converged
 
 
