@@ -42,6 +42,7 @@ class Parts:
     credentials: Credentials = NONE  # what a fetch may offer; `build_parts` sets the operator's
     trusted: bool = True  # False: a fork's pull request; no credential of any kind is offered
     _backends: dict[tuple[str, str, float], Backend] = field(default_factory=dict)
+    _registry: tuple[object, object] | None = None  # (docker config stamp, client): kept while the file is the same
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def backend(self, repo: ReconcilerFile) -> Backend:
@@ -68,10 +69,16 @@ class Parts:
         from reconciler.source.pins import LivePinResolver
         from reconciler.source.registry import RegistryClient, load_credentials
 
-        # the credentials file first, then the docker config.json; none at all for an untrusted review
-        docker_config = load_credentials(self.settings.registry_credentials) if self.trusted else None
-        lookup = _FirstOf(self.credentials, docker_config)
-        registry = RegistryClient(lookup, allowed=self.settings.policy.registry_allowed)
+        path = self.settings.registry_credentials
+        stamp = (path.stat().st_mtime_ns if path is not None and path.is_file() else None, self.trusted)
+        with self._lock:  # a client per process (its TLS context costs ~0.1 s), anew when the config changes
+            if self._registry is None or self._registry[0] != stamp:
+                # the credentials file first, then the docker config.json; none for an untrusted review
+                docker_config = load_credentials(path) if self.trusted else None
+                lookup = _FirstOf(self.credentials, docker_config)
+                self._registry = (stamp, RegistryClient(lookup, allowed=self.settings.policy.registry_allowed))
+            registry = self._registry[1]
+            assert isinstance(registry, RegistryClient)
         return LivePinResolver(self.settings.state_dir, registry, auth=self.credentials)
 
     def fetcher(self, repo: ReconcilerFile) -> LazyFetcher:
@@ -81,7 +88,8 @@ class Parts:
 
     def untrusted(self) -> Parts:
         """These parts with no credential at all: for pull requests from forks."""
-        return replace(self, credentials=FOR_FORKS, trusted=False, _backends=self._backends, cache=PassCache())
+        return replace(self, credentials=FOR_FORKS, trusted=False, _backends=self._backends, cache=PassCache(),
+                       _registry=None, _lock=threading.Lock())
 
     def secrets_fingerprint(self) -> tuple[object, ...]:
         return self.secrets.fingerprint() if self.secrets is not None else ()

@@ -226,27 +226,46 @@ def _measure(root: yaml.Node, display: str) -> tuple[int, int]:
     stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
     while stack:
         node, level, done = stack.pop()
-        depth = max(depth, level)
-        if depth > MAX_DEPTH:
-            return 0, depth
-        children = _children(node)
         if done:
             open_.discard(id(node))
-            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
-        elif id(node) not in size:
-            open_.add(id(node))
-            back = next((c for c in children if id(c) in open_), None)
-            if back is not None:
-                anchored = location_of(back, display)
-                raise ConfigError(
-                    f"recursive alias: it refers to the node anchored at line {anchored.line}, column "
-                    f"{anchored.column}, which contains it; an alias may not stand inside its own anchor",
-                    location_of(node, display),
-                )
-            size[id(node)] = 1  # placeholder until finished; a shared (non-recursive) alias is measured once
-            stack.append((node, level, True))
-            stack.extend((c, level + 1, False) for c in children if id(c) not in size)
-    return size[id(root)], depth
+            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in _children(node))
+            continue
+        if level > depth:
+            depth = level
+            if depth > MAX_DEPTH:
+                return 0, depth
+        if id(node) in size or isinstance(node, yaml.ScalarNode):
+            continue  # measured already (a shared alias is measured once), or a leaf: size 1
+        children = _children(node)
+        open_.add(id(node))
+        back = next((c for c in children if id(c) in open_), None)
+        if back is not None:
+            anchored = location_of(back, display)
+            raise ConfigError(
+                f"recursive alias: it refers to the node anchored at line {anchored.line}, column "
+                f"{anchored.column}, which contains it; an alias may not stand inside its own anchor",
+                location_of(node, display),
+            )
+        size[id(node)] = 1  # placeholder until finished
+        stack.append((node, level, True))
+        stack.extend((c, level + 1, False) for c in children if id(c) not in size)
+    return size.get(id(root), 1), depth
+
+
+def _depth(root: yaml.Node) -> tuple[int, int]:
+    """(node count, nesting depth) of a document without aliases (a tree), iteratively."""
+    count = depth = 0
+    stack = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        count += 1
+        if level > depth:
+            depth = level
+            if depth > MAX_DEPTH:
+                break
+        if not isinstance(node, yaml.ScalarNode):
+            stack.extend((child, level + 1) for child in _children(node))
+    return count, depth
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -276,7 +295,8 @@ def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Loc
         raise ConfigError(f"invalid YAML: {exc}", Location(display)) from None
     if node is None:
         return None
-    expanded, depth = _measure(node, display)
+    # no `&` in the text: no anchor, so no alias; only the depth needs measuring (the cheap walk)
+    expanded, depth = _measure(node, display) if "&" in text else _depth(node)
     if depth > MAX_DEPTH:
         raise ConfigError(f"document nests deeper than {MAX_DEPTH} levels; flatten it", location_of(node, display))
     if expanded > MAX_EXPANDED_NODES:

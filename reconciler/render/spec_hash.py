@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from reconciler.model.desired import RESERVED_ENV, DesiredWorkspace
 
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_SORTED = json.JSONEncoder(sort_keys=True).encode
+
 
 def short_hash(value: Any) -> str:
-    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """12 hex of sha256 over the canonical JSON of `value` (encoders built once: this runs per field)."""
+    if isinstance(value, str):
+        blob = encode_basestring_ascii(value)  # exactly what the encoder writes for a string
+    elif value is None:
+        blob = "null"
+    else:
+        blob = _COMPACT(value)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -58,5 +68,5 @@ def spec_parts(ws: DesiredWorkspace) -> dict[str, str]:
 def with_spec(ws: DesiredWorkspace) -> DesiredWorkspace:
     """The same workspace with spec_parts and spec_hash computed from its current fields."""
     parts = spec_parts(ws)
-    spec = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    spec = hashlib.sha256(_SORTED(parts).encode()).hexdigest()[:20]
     return ws.model_copy(update={"spec_parts": parts, "spec_hash": spec})
