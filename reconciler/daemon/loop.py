@@ -39,7 +39,6 @@ class Request:
     trigger: Trigger
     resync: bool = False  # re-plan even if converged; apply only when the plan has changes
     attempt: int = 0
-    delivery: str = ""
 
 
 class RunControl:

@@ -118,4 +118,5 @@ def test_kill_9_mid_run_then_restart_converges_without_duplicates_or_leaks(
     assert len(rows) == 2, [r["Names"] for r in rows]
     volumes = docker_client.api.volumes(filters={"label": f"reconciler.instance={daemon.instance}"})["Volumes"]
     assert len(volumes or []) == 2, [v["Name"] for v in volumes or []]
-    assert set(states(gitea, second).values()) == {"success"}
+    # the run is journalled first, then its final statuses are posted: wait for them too
+    assert wait_until(lambda: set(states(gitea, second).values()) == {"success"}, timeout=30), states(gitea, second)
