@@ -3,7 +3,7 @@
 Built from the desired state with pins resolved (`render.pins.resolve_pins`) and the observed
 workspaces (the backend's labels: `reconciler.image`, `reconciler.plugins`). A pin has *drifted*
 for a workspace when what runs there is not what the pin resolves to now: a moved tag or branch
-upstream, a quarantined digest that production stays off, or a change not applied yet. Workspaces
+upstream, a held digest that production stays off, or a change not applied yet. Workspaces
 that do not run at all are listed apart (`not_running`): nothing runs there to drift. Two
 renderings of one value: `render_text` for people, `model_dump(mode="json")` for machines (CI).
 """

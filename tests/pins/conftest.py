@@ -7,8 +7,8 @@
 - `plugin_repo`: a plugin repository on a real smart-HTTP git server, with a work clone to commit,
   tag and push;
 - `config`: writes a config repository (1 canary + 1 production workspace, network none, short
-  health settings) and runs ONE pass over it with `reconcile.run_pass`, the real Docker backend,
-  the live pin resolver and the quarantine store, as `reconciler apply` does.
+  health settings) and runs ONE pass over it with `pipeline.passes.run_pass`, the real Docker backend,
+  the live pin resolver and the hold store, as `reconciler apply` does.
 Engine objects are removed through the `instance_id` fixture of the backend tests.
 """
 

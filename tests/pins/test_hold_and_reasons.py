@@ -1,5 +1,5 @@
 """Pure pieces of pins and drift: resolve_pins (`track: none`, digest pins), drift reasons,
-quarantine blame/hold/store, held statuses and the lock view. No I/O except a tmp JSON file."""
+hold blame/hold/store, held statuses and the lock view. No I/O except a tmp JSON file."""
 
 from __future__ import annotations
 
