@@ -2,7 +2,7 @@
 
 Implements the `Backend` protocol. What it keeps where:
 - the engine's labels are the truth (see `labels.py`); `list_owned` is ONE list call, no inspect
-  (the label JSON it decoded is reused by the next listing: `_ListingMemo`);
+  (the label JSON it decoded is reused by the next listing: `docker_listing.py`);
 - `<state_dir>/docker-<instance>-overrides.json` holds label overrides after in-place updates
   (Docker labels are immutable; see `docker_state.py`: losing it is harmless);
 - in memory, per workspace, what the last apply did (`_Pending`) until `commit` or `rollback`;
@@ -46,7 +46,8 @@ from reconciler.backends.docker_engine import (
     mapped,
     run_helper,
 )
-from reconciler.backends.docker_health import SettleTracker, check_state_from_ps, health_from_inspect
+from reconciler.backends.docker_health import SettleTracker, health_from_inspect
+from reconciler.backends.docker_listing import ListingMemo, observe
 from reconciler.backends.docker_objects import InstanceObjects
 from reconciler.backends.docker_state import Override, OverrideStore
 from reconciler.errors import BackendError, TransientBackendError
@@ -75,37 +76,6 @@ class _Pending:
         in use, so a fresh volume means there is none; a snapshot only comes with a replacement or
         an in-place update (`kept`), and a create that became a replacement is recorded as one."""
         return self.kind is ActionKind.CREATE and self.volume_created and not self.kept
-
-
-class _ListingMemo:
-    """Decoded JSON labels and container names of one `list_owned`, reused by the next: a pass that
-    finds nothing changed reads the same label strings again (1,000 workspaces: ~2,000 JSON decodes
-    and 1,000 names saved). Holds only what its own listing used, so it never outgrows one listing.
-    Decoded values are shared, never mutated: `ObservedWorkspace` copies them when it validates."""
-
-    def __init__(self, last: _ListingMemo | None) -> None:
-        self._last_parts = last.parts if last else {}
-        self._last_names = last.names if last else {}
-        self.parts: dict[str, dict[str, str]] = {}
-        self.names: dict[str, str] = {}
-
-    def decoded(self, raw: str | None) -> dict[str, str]:
-        if not raw:
-            return {}
-        value = self.parts.get(raw)
-        if value is None:
-            value = self._last_parts.get(raw)
-            if value is None:
-                value = lb.decode_spec_parts(raw)
-            self.parts[raw] = value
-        return value
-
-    def name(self, instance_id: str, workspace_id: str) -> str:
-        value = self.names.get(workspace_id) or self._last_names.get(workspace_id)
-        if value is None:
-            value = lb.container_name(instance_id, workspace_id)
-        self.names[workspace_id] = value
-        return value
 
 
 class DockerBackend:
@@ -144,7 +114,7 @@ class DockerBackend:
         self.overrides = OverrideStore(Path(state_dir) / f"docker-{instance_id}-overrides.json")
         self._pending: dict[str, _Pending] = {}
         self._images: set[str] = set()  # refs this backend saw present: not inspected again
-        self._memo = _ListingMemo(None)  # what the last `list_owned` decoded, for the next one
+        self._memo = ListingMemo(None)  # what the last `list_owned` decoded, for the next one
         self._lock = threading.Lock()
 
     # -- engine access ---------------------------------------------------------------------
@@ -176,45 +146,8 @@ class DockerBackend:
             rows = self._api().containers(all=True, filters={"label": lb.owner_filters(self.instance_id)})
         overrides = self.overrides.snapshot()
         with self._lock:
-            last = self._memo
-        memo = _ListingMemo(last)
-        observed: list[ObservedWorkspace] = []
-        for row in rows:
-            labels = row.get("Labels") or {}
-            ws = labels.get(lb.WORKSPACE)
-            if not ws or not lb.is_owned(labels, self.instance_id, ws):
-                continue
-            name = memo.name(self.instance_id, ws)
-            if not any(n.lstrip("/") == name for n in row.get("Names") or ()):
-                continue  # a `.prev-*` container kept for rollback, or a stray copy
-            spec_hash, revision = labels.get(lb.SPEC_HASH, ""), labels.get(lb.REVISION)
-            spec_parts = memo.decoded(labels.get(lb.SPEC_PARTS))
-            plugins = memo.decoded(labels.get(lb.PLUGINS))
-            override = overrides.get(ws)
-            if override and override.container_id == row.get("Id"):
-                spec_hash, spec_parts, revision, plugins = (
-                    override.spec_hash,
-                    dict(override.spec_parts),
-                    override.revision,
-                    dict(override.plugins),
-                )
-            running = row.get("State") == "running"
-            health = check_state_from_ps(str(row.get("Status", ""))) if running else HealthState.UNHEALTHY
-            observed.append(
-                ObservedWorkspace(
-                    id=ws,
-                    tier=lb.decode_tier(labels.get(lb.TIER)),
-                    spec_hash=spec_hash,
-                    spec_parts=spec_parts,
-                    revision=revision,
-                    backend_ref=str(row.get("Id")),
-                    name=name,
-                    running=running,
-                    health=health or HealthState.UNKNOWN,
-                    image=labels.get(lb.IMAGE),
-                    plugins=plugins,
-                )
-            )
+            memo = ListingMemo(self._memo)
+        observed = observe(rows, self.instance_id, overrides, memo)
         with self._lock:
             self._memo = memo
         return observed

@@ -25,7 +25,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.source.mirror import GitMirror, remove_materialized
+from reconciler.fsutil import remove_materialized
+from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
 

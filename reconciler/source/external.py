@@ -18,10 +18,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import SourceError
+from reconciler.fsutil import is_complete
 from reconciler.model.config import source_allowed
 from reconciler.model.credentials import Credentials
 from reconciler.model.refs import FULL_SHA, is_safe_ref
-from reconciler.source.mirror import GitMirror, is_complete
+from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ timeouts (process-wide settings) plus an overall deadline checked from progress 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,8 +25,7 @@ import shutil
 import tempfile
 import time
 from base64 import b64encode
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -36,6 +34,7 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, RepositoryOpenFlag
 
 from reconciler.errors import SourceError
+from reconciler.fsutil import file_lock, is_complete, materialize
 from reconciler.model.credentials import Credentials, url_host
 from reconciler.model.refs import FULL_SHA
 
@@ -66,72 +65,6 @@ def safe_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive `flock` on `path`: serialises threads (one open file each) and processes alike."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _marker(target: Path) -> Path:
-    return target.with_name(target.name + ".complete")
-
-
-def is_complete(target: Path) -> bool:
-    """A materialised directory is trusted only when its completion marker sits beside it."""
-    return _marker(target).is_file() and target.is_dir() and not target.is_symlink()
-
-
-def materialize(target: Path, write: Callable[[Path], None]) -> Path:
-    """Create directory `target` once: `write` fills a temp dir, renamed into place, then marked complete.
-
-    A leftover without its marker (a crash half-way) is removed and written again. Writers of one
-    target take turns under a lock; writers of different targets never wait for each other.
-    """
-    if is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.with_name(target.name + ".lock")):
-        if is_complete(target):
-            return target
-        _marker(target).unlink(missing_ok=True)
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        elif target.exists():
-            shutil.rmtree(target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            write(tmp)
-            tmp.chmod(0o755)
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _marker(target).write_text(f"complete {time.time():.0f}\n")
-    return target
-
-
-def remove_materialized(target: Path) -> bool:
-    """Remove what `materialize` wrote at `target` (its marker first, so a half-removed directory is
-    never trusted), under the writers' lock; True when there was something to remove."""
-    lock = target.with_name(target.name + ".lock")
-    with file_lock(lock):
-        marker = _marker(target)
-        found = marker.exists() or target.exists() or target.is_symlink()
-        marker.unlink(missing_ok=True)
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        elif target.exists():
-            shutil.rmtree(target)
-    lock.unlink(missing_ok=True)
-    return found
 
 
 class _Callbacks(pygit2.RemoteCallbacks):

@@ -13,9 +13,10 @@ import os
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import SourceError
+from reconciler.fsutil import is_complete
 from reconciler.model.credentials import Credentials
 from reconciler.model.refs import FULL_SHA, is_safe_ref
-from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, safe_url
+from reconciler.source.mirror import GitMirror, list_remote_heads, safe_url
 
 
 def parse_track(track: str) -> tuple[str, str]:

@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from reconciler.errors import SourceError
+from reconciler.fsutil import is_complete
 from reconciler.model.config import source_allowed
 from reconciler.model.credentials import Credentials, GitCredential
 from reconciler.source.external import GitExternalFetcher
-from reconciler.source.mirror import is_complete
 from tests.support.git_server import TOKEN, GitServer
 from tests.support.git_work import Work
 from tests.support.net import dead_port

@@ -14,8 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from reconciler.errors import SourceError
+from reconciler.fsutil import is_complete
 from reconciler.model.credentials import Credentials, GitCredential
-from reconciler.source.mirror import GitMirror, is_complete, list_remote_heads, mask, safe_url
+from reconciler.source.mirror import GitMirror, list_remote_heads, mask, safe_url
 from tests.support.git_server import TOKEN, GitServer
 from tests.support.git_work import Work
 
