@@ -2,7 +2,7 @@
 
 The config repo decides *what runs*; the operator decides *where things may run and what a commit
 may ask for*: which git sources (`!external`, plugins) and registries (images) may be reached,
-which docker networks and capabilities a workspace may get, the ceilings (deletions per run,
+which docker networks a workspace may join, the ceilings (deletions per run,
 workspaces, resources) and the env names the reconciler reserves. `reconciler.yaml` may narrow a
 bound (fewer sources, a smaller delete cap), never widen it; a value outside the policy is a
 `file:line` error that names the policy (`origin`).
@@ -29,7 +29,6 @@ class _Strict(BaseModel):
 
 class DockerPolicy(_Strict):
     networks: list[str] = Field(default_factory=lambda: ["none"], description="Docker networks a workspace may join")
-    capabilities: list[str] = Field(default_factory=list, description="Linux capabilities a workspace may add")
 
 
 class Policy(_Strict):
