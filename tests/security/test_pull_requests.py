@@ -13,13 +13,15 @@ from typing import Any
 
 import yaml
 
+from tests.security.test_credentials import hostile_repo
 from tests.support.clock import wait_until
 from tests.support.daemon import IMAGE, Fleet, statuses
 from tests.support.git_server import TOKEN as GIT_TOKEN
 from tests.support.git_server import GitServer
 from tests.support.git_work import Work
 from tests.support.gitea_emulator import GiteaEmulator
-from tests.support.gitea_repo import NAME, OWNER
+from tests.support.gitea_repo import NAME, OWNER, TOKEN
+from tests.support.listener import Listener
 from tests.support.policy import policy_file
 
 PLAN = "reconciler/plan"
@@ -95,3 +97,37 @@ def test_a_fork_pull_request_is_reviewed_without_credentials(
     assert statuses(gitea, forked)[PLAN]["state"] == "failure"
     assert "credentials are not used for pull requests from forks" in comment(gitea)
     assert git_server.gate.authorizations == []  # the token never left for the fork's review
+
+
+def test_a_pull_request_that_allowlists_its_own_host_gets_no_credential(
+    gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, tmp_path: Path,
+) -> None:
+    """The daemon reviews a PR whose reconciler.yaml allowlists the attacker's listener and whose
+    !external, plugin source and image point at it; the operator allows that host (the worst case):
+    the listener is asked, and never receives the Gitea token or any other credential."""
+    with Listener() as realm, Listener() as evil:
+        evil.challenge = f'Bearer realm="{realm.url}/token",service="evil"'
+        policy = policy_file(tmp_path / "policy", f"{evil.host}/evil/", registries=("127.0.0.1:5000", evil.host))
+        daemon = daemon_factory(extra=("--policy", str(policy)))
+        fleet.write("1")
+        fleet.commit("base")
+        fleet.push()
+        shas = []
+        for kind in ("external", "plugin", "image"):
+            repo = hostile_repo(tmp_path / f"files-{kind}", evil.host, external=kind == "external",
+                                plugin=kind == "plugin", image=kind == "image")
+            files = {str(p.relative_to(repo)): p.read_text() for p in repo.rglob("*") if p.is_file()}
+            fleet.work.run("checkout", "-q", "main")
+            fleet.work.write(files)
+            sha = fleet.commit(f"steal via {kind}", branch=f"steal-{kind}")
+            fleet.push(f"steal-{kind}")
+            number = gitea.open_pull_request(OWNER, NAME, f"steal-{kind}", "main")
+            assert gitea.deliver_pull_request(OWNER, NAME, number, "opened")[0].status_code == 202
+            shas.append(sha)
+        for sha in shas:
+            assert wait_until(lambda sha=sha: statuses(gitea, sha).get(PLAN, {}).get("state") in ("failure", "error"),
+                              timeout=120), daemon.logs()[-3000:]
+    assert evil.seen, "the allowed host was asked, so the assertion below means something"
+    assert evil.authorizations() == [], evil.seen
+    assert realm.seen == []
+    assert TOKEN not in daemon.logs()
