@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -192,7 +192,6 @@ def run_pass(
     target_url: str = "",
     stop: threading.Event | None = None,
     on_event: EventSink | None = None,
-    on_planned: Callable[[Planned], None] | None = None,
 ) -> PassOutcome:
     """Steps 1-6: plan the tree at `checkout`, then (with `apply`) converge it and report."""
     planned = plan_revision(checkout, parts)
@@ -201,8 +200,6 @@ def run_pass(
             return planned
         unposted = poster.post_lines(checkout.revision, planned.statuses, target_url)
         return replace(planned, unposted=tuple(unposted))
-    if on_planned is not None:
-        on_planned(planned)
     if not apply:
         return planned_outcome(planned)
     return apply_and_report(planned, parts, poster=poster, target_url=target_url, stop=stop, on_event=on_event)
