@@ -145,8 +145,9 @@ def planning_statuses(revision: str) -> list[StatusLine]:
 
 
 def superseded_statuses(by: str, *, verified: bool) -> list[StatusLine]:
+    """`warning`, not `error`: nothing went wrong, a newer commit took its place (Gitea >= 1.10.5)."""
     when = "before it was verified" if verified else "before it was applied"
-    return each_tier(StatusState.ERROR, f"superseded by {by[:12]} {when}")
+    return each_tier(StatusState.WARNING, f"superseded by {by[:12]} {when}")
 
 
 def plan_status(plan: Plan) -> StatusLine:

@@ -11,6 +11,7 @@ from reconciler.report.statuses import (
     config_error_statuses,
     error_statuses,
     run_statuses,
+    superseded_statuses,
     tier_pending,
     tier_status,
 )
@@ -113,3 +114,10 @@ def test_interrupted_tier_is_an_error() -> None:
                         message="interrupted")
     line = tier_status(C, result)
     assert (line.state, line.description) == ("error", "canary: interrupted after 1 created; not verified")
+
+
+def test_a_superseded_commit_is_a_warning_naming_its_successor() -> None:
+    lines = superseded_statuses("f" * 40, verified=False)
+    assert [(line.context, line.state) for line in lines] == [
+        ("reconciler/canary", "warning"), ("reconciler/production", "warning")]
+    assert lines[0].description == f"canary: superseded by {'f' * 12} before it was applied"
