@@ -231,9 +231,18 @@ def memory_bytes(size: str) -> int:
 
 
 def source_allowed(repo: str, allowed: list[str]) -> bool:
-    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary."""
+    """`host/org/name` matches a `host/org/` prefix only on a path-segment boundary. A path that
+    could mean another place once a server normalises it (`.`/`..` or empty segments, `%`-escapes,
+    backslashes) matches nothing: `host/org/../evil/x` must not pass as `host/org/`."""
+    if not _plain_path(repo):
+        return False
     repo = repo.strip("/") + "/"
-    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/"))
+    return any(repo.startswith(p.strip("/") + "/") for p in allowed if p.strip("/") and _plain_path(p))
+
+
+def _plain_path(path: str) -> bool:
+    segments = path.strip("/").split("/")
+    return "%" not in path and "\\" not in path and all(s not in ("", ".", "..") for s in segments)
 
 
 def dump_plain(model: BaseModel) -> dict[str, Any]:

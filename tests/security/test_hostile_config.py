@@ -30,6 +30,16 @@ CASES = {
                                       "orgs/acme/org.yaml:4:", "reserved"),
     "repo widening the delete cap": ({"reconciler.yaml": "max_delete: 100000\n"},
                                      "reconciler.yaml:1:", "ceiling"),
+    "plugin source climbing out of its allowed owner": (
+        {"plugins.yaml": 'plugins:\n  loot: {source: "http://127.0.0.1:3000/agents/../evil/loot.git"}\n'},
+        "plugins.yaml:2:", "is not allowed by the operator policy"),
+    "plugin source climbing out with %-escapes": (
+        {"plugins.yaml": 'plugins:\n  loot: {source: "http://127.0.0.1:3000/agents/%2e%2e/evil/loot.git"}\n'},
+        "plugins.yaml:2:", "is not allowed by the operator policy"),
+    "!external repo climbing out of its allowed owner": (
+        {"orgs/acme/org.yaml": ORG + "  - !external {repo: 127.0.0.1:3000/agents/../evil/x, ref: main, "
+                                     "path: w.yaml}\n"},
+        "orgs/acme/org.yaml:5:", "is not allowed by the operator policy"),
     "repo choosing the host network": ({"reconciler.yaml": "docker: {network: host}\n"},
                                        "reconciler.yaml:1:", "not allowed by the operator policy"),
 }
@@ -43,7 +53,8 @@ def test_hostile_config_is_a_located_error(case: str, tmp_path: Path) -> None:
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
     policy = tmp_path / "policy.yaml"
-    policy.write_text("registries: [127.0.0.1:5000]\nmax_delete: 5\ndocker: {networks: [none]}\n")
+    policy.write_text("sources: [127.0.0.1:3000/agents/]\nregistries: [127.0.0.1:5000]\nmax_delete: 5\n"
+                      "docker: {networks: [none]}\n")
     done = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(repo), "--policy", str(policy)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, (done.stdout, done.stderr)
