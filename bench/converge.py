@@ -74,7 +74,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.backends import labels as lb  # noqa: E402
 from reconciler.backends.docker import DockerBackend  # noqa: E402
-from reconciler.model.config import ReconcilerFile  # noqa: E402
 from reconciler.model.desired import DesiredWorkspace  # noqa: E402
 from reconciler.model.enums import ActionKind  # noqa: E402
 from reconciler.pipeline import stages  # noqa: E402
@@ -347,17 +346,10 @@ class BenchParts(Parts):
     client: docker.DockerClient | None = None
     timers: Timers | None = None
 
-    def backend(self, repo: ReconcilerFile) -> DockerBackend:
-        key = (repo.docker.network, repo.docker.restart_policy, repo.health.settle_seconds)
-        with self._lock:
-            if key not in self._backends:
-                self._backends[key] = TimedDockerBackend(
-                    self.settings.instance_id, network=key[0], restart_policy=key[1], settle_seconds=key[2],
-                    state_dir=self.settings.state_dir, client=self.client, timers=self.timers,
-                )
-            backend = self._backends[key]
-        assert isinstance(backend, DockerBackend)
-        return backend
+    def new_backend(self, network: str, restart_policy: str, settle_seconds: float) -> DockerBackend:
+        return TimedDockerBackend(self.settings.instance_id, network=network, restart_policy=restart_policy,
+                                  settle_seconds=settle_seconds, state_dir=self.settings.state_dir,
+                                  client=self.client, timers=self.timers)
 
 
 class TimedDockerBackend(DockerBackend):

@@ -46,17 +46,19 @@ class Parts:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def backend(self, repo: ReconcilerFile) -> Backend:
-        """The Docker backend for the repo's `docker:` and `health:` settings (one per distinct value)."""
-        from reconciler.backends.docker import DockerBackend
-
+        """The backend for the repo's `docker:` and `health:` settings (one per distinct value)."""
         key = (repo.docker.network, repo.docker.restart_policy, repo.health.settle_seconds)
         with self._lock:
             if key not in self._backends:
-                self._backends[key] = DockerBackend(
-                    self.settings.instance_id, network=key[0], restart_policy=key[1], settle_seconds=key[2],
-                    state_dir=self.settings.state_dir,
-                )
+                self._backends[key] = self.new_backend(*key)
             return self._backends[key]
+
+    def new_backend(self, network: str, restart_policy: str, settle_seconds: float) -> Backend:
+        """A Docker backend for these settings (a bench or test swaps the engine client here)."""
+        from reconciler.backends.docker import DockerBackend
+
+        return DockerBackend(self.settings.instance_id, network=network, restart_policy=restart_policy,
+                             settle_seconds=settle_seconds, state_dir=self.settings.state_dir)
 
     def observer(self) -> Backend:
         """A backend to list what runs (for metrics): the last one built, else one with the defaults."""
