@@ -26,7 +26,7 @@ from reconciler.daemon.logctx import tagged
 from reconciler.daemon.loop import Request, RunControl
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
-from reconciler.errors import ConfigError, ReconcilerError, SourceError
+from reconciler.errors import ReconcilerError, SourceError
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.enums import CHANGE_KINDS, Outcome, RunKind, RunStatus
 from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted
@@ -159,7 +159,7 @@ class BranchRuns:
         if revision is not None:
             try:
                 repo = load_settings(checkout_commit(self.deps.mirror, revision, self.deps.branch).root)
-            except (ConfigError, ReconcilerError) as exc:
+            except ReconcilerError as exc:  # a config error too: recovery still runs, on the defaults
                 log.warning("recovery uses the default backend settings", extra={"error": str(exc)})
         return self.deps.parts.backend(repo)
 

@@ -96,6 +96,8 @@ def url_host(url: str) -> tuple[str, str]:
         return "", "file"
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 address keeps its brackets, as `host[:port]` spells it
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
     return host, parts.scheme.lower()

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import httpx
 
 from reconciler.errors import SourceError
-from reconciler.model.credentials import may_send_credentials
+from reconciler.model.credentials import may_send_credentials, url_host
 from reconciler.render.images import split_reference
 
 ACCEPT = ", ".join(
@@ -84,15 +84,10 @@ def hostname(host: str) -> str:
     return name.partition(":")[0] if name.count(":") == 1 else name
 
 
-def url_host(url: httpx.URL) -> str:
-    """`host[:port]` of a URL as a registry reference spells it (an IPv6 address in brackets)."""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{host}:{url.port}" if url.port else host
-
-
 def safe_scheme(url: httpx.URL) -> bool:
     """https anywhere; plain http only to this machine (tests, a local registry)."""
-    return may_send_credentials(url.scheme, url_host(url))
+    host, scheme = url_host(str(url))
+    return may_send_credentials(scheme, host)
 
 
 class CredentialLookup(Protocol):
@@ -337,7 +332,7 @@ class RegistryClient:
         """The token realm's URL and `host[:port]`, if it may be contacted at all."""
         try:
             url = httpx.URL(realm).copy_with(username=None, password=None, fragment=None)
-            realm_host = url_host(url)
+            realm_host = url_host(str(url))[0]
         except (httpx.InvalidURL, TypeError):
             raise SourceError(f"registry {host} sent an invalid token realm") from None
         if not realm_host or url.scheme not in ("http", "https"):
