@@ -10,8 +10,15 @@ of two SHAs never share a mutable checkout.
 
 Credentials go only through credential callbacks, asked per URL (`Credentials.git_for`: its own
 host, https/ssh only): never into a URL, `config`, a log line or an error (`mask` scrubs every
-text that could carry one). Network timeouts use libgit2's server
-timeouts (process-wide settings) plus an overall deadline checked from progress callbacks.
+text that could carry one).
+
+Every network call has a hard wall-clock limit, whatever the server does (`limits.py`): it runs on
+a worker thread and the caller stops waiting at `timeout_s * LIST_LIMIT` (a ref listing) or
+`timeout_s * FETCH_LIMIT` (a fetch) with "git: fetching <url> timed out after N s". libgit2's
+server timeouts (process-wide, `timeout_s` per read or connect) and the deadline checked in every
+callback make a call given up on end soon after; until it does, it keeps the mirror lock (nothing
+else writes into the mirror) and a new call on the same mirror or URL is refused at once. Waiting
+for a mirror lock is bounded by the same limit, and says so when it times out.
 """
 
 from __future__ import annotations
@@ -19,11 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
-import time
 from base64 import b64encode
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -31,21 +36,23 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pygit2
-from pygit2.enums import CredentialType, FetchPrune, FileMode, RepositoryOpenFlag
+from pygit2.enums import CredentialType, FetchPrune, RepositoryOpenFlag
 
 from reconciler.errors import SourceError
-from reconciler.fsutil import file_lock, is_complete, materialize
+from reconciler.fsutil import is_complete, materialize
 from reconciler.model.credentials import Credentials, url_host
 from reconciler.model.refs import FULL_SHA
+from reconciler.source.limits import GitCall, bounded_lock, run_bounded
+from reconciler.source.trees import TreeWriter
 
 log = logging.getLogger(__name__)
 MAX_FETCH_BYTES = 512 * 2**20  # one fetch may not fill the disk, however large the remote repository
+LIST_LIMIT = 4  # a ref listing ends after timeout_s * LIST_LIMIT seconds, whatever the server does
+FETCH_LIMIT = 10  # a fetch after timeout_s * FETCH_LIMIT
 T = TypeVar("T")
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 DELETED_FILE = "reconciler-deleted-branches.json"
-MAX_TREE_BYTES = 512 * 1024 * 1024
-MAX_TREE_ENTRIES = 200_000
 
 
 # ---- small helpers shared by the whole source package -------------------------------------------
@@ -69,16 +76,17 @@ def safe_url(url: str) -> str:
 
 class _Callbacks(pygit2.RemoteCallbacks):
     """The credential for the host libgit2 is talking to (asked per URL, so a redirect to another host
-    gets nothing), and an overall deadline on transfers."""
+    gets nothing), and the call's deadline (or its being given up on) checked at every callback."""
 
-    def __init__(self, display: str, auth: Credentials | None, deadline_s: float) -> None:
+    def __init__(self, display: str, auth: Credentials | None, call: GitCall) -> None:
         super().__init__()
         self.display = display
         self.auth = auth
-        self.deadline = time.monotonic() + deadline_s
+        self.call = call
         self.attempts = 0
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
+        self.call.check()
         self.attempts += 1
         cred = self.auth.git_for(url) if self.auth is not None else None
         if cred is None and self.auth is not None and self.auth.withheld:
@@ -96,17 +104,16 @@ class _Callbacks(pygit2.RemoteCallbacks):
             raise SourceError(f"{self.display} asks for a credential type the configured one is not")
         return pygit2.UserPass(cred.username, cred.password.get_secret_value())
 
-    def _check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise SourceError(f"transfer from {self.display} exceeded its deadline")
-
     def transfer_progress(self, stats: Any) -> None:
-        self._check_deadline()
+        self.call.check()
         if stats.received_bytes > MAX_FETCH_BYTES:
             raise SourceError(f"fetch from {self.display} exceeded {MAX_FETCH_BYTES // 2**20} MiB; refused")
 
     def sideband_progress(self, string: str) -> None:
-        self._check_deadline()
+        self.call.check()
+
+    def update_tips(self, refname: str, old: Any, new: Any) -> None:
+        self.call.check()
 
 
 def _set_timeouts(timeout_s: float) -> None:
@@ -146,16 +153,23 @@ def _open_exact(path: Path) -> pygit2.Repository:
 
 
 def list_remote_heads(url: str, auth: Credentials | None = None, timeout_s: float = 30) -> dict[str, str]:
-    """Remote refs (name -> sha, tags peeled, `HEAD` included) without fetching or any state on disk."""
+    """Remote refs (name -> sha, tags peeled, `HEAD` included) without fetching or any state on disk.
+
+    Ends within `timeout_s * LIST_LIMIT` seconds, with a SourceError if the server has not answered.
+    """
     location = _location(url)
-    with tempfile.TemporaryDirectory(prefix="reconciler-ls-") as scratch:
-        repo = pygit2.init_repository(scratch, bare=True)
-        return _list(repo.remotes.create_anonymous(location), location, auth, timeout_s)
+
+    def work(call: GitCall) -> dict[str, str]:
+        with tempfile.TemporaryDirectory(prefix="reconciler-ls-") as scratch:
+            repo = pygit2.init_repository(scratch, bare=True)
+            return _list(repo.remotes.create_anonymous(location), location, auth, timeout_s, call)
+
+    return run_bounded(f"list {location}", f"listing refs of {location}", timeout_s * LIST_LIMIT, work)
 
 
-def _list(remote: Any, display: str, auth: Credentials | None, timeout_s: float) -> dict[str, str]:
+def _list(remote: Any, display: str, auth: Credentials | None, timeout_s: float, call: GitCall) -> dict[str, str]:
     _set_timeouts(timeout_s)
-    callbacks = _Callbacks(display, auth, timeout_s * 4)
+    callbacks = _Callbacks(display, auth, call)
     heads = _git_call(lambda: remote.list_heads(callbacks=callbacks), f"listing refs of {display}", auth)
     return _peel_heads(heads)
 
@@ -193,30 +207,47 @@ class GitMirror:
 
     # ---- network -----------------------------------------------------------------------------
     def remote_heads(self) -> dict[str, str]:
-        """Remote refs (name -> sha, annotated tags peeled, `HEAD` included), without fetching."""
-        with file_lock(self._lock_path):
-            repo = self._open()
-        return _list(repo.remotes["origin"], self.display, self.auth, self.timeout_s)
+        """Remote refs (name -> sha, annotated tags peeled, `HEAD` included), without fetching.
+
+        Ends within `timeout_s * LIST_LIMIT` seconds. An existing mirror is listed without its lock,
+        so a poll never waits for a fetch in progress.
+        """
+        what = f"listing refs of {self.display}"
+
+        def work(call: GitCall) -> dict[str, str]:
+            repo = self._existing()
+            if repo is None:
+                with bounded_lock(self._lock_path, call):
+                    repo = self._open()
+            return _list(repo.remotes["origin"], self.display, self.auth, self.timeout_s, call)
+
+        return run_bounded(f"list {self.display}", what, self.timeout_s * LIST_LIMIT, work)
 
     def fetch(self, extra_refspecs: tuple[str, ...] = ()) -> None:
         """Bring the mirror up to date: force-updated branches and tags, deleted branches pruned.
 
         `extra_refspecs` (e.g. `+refs/pull/7/head:refs/pull/7/head`) are fetched in the same call.
+        Ends within `timeout_s * FETCH_LIMIT` seconds, lock wait included.
         """
-        with file_lock(self._lock_path):
-            repo = self._open()
-            before = self._branches(repo)
-            remote = repo.remotes["origin"]
-            _set_timeouts(self.timeout_s)
-            callbacks = _Callbacks(self.display, self.auth, self.timeout_s * 10)
-            what = f"fetching {self.display}"
-            prune = FetchPrune.PRUNE
-            specs = [*REFSPECS, *extra_refspecs] if extra_refspecs else None
-            stats = _git_call(lambda: remote.fetch(specs, callbacks=callbacks, prune=prune), what, self.auth)
-            advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.auth)
-            after = self._branches(repo)
-            self._point_head(repo, advertised)
-            self._remember_deleted(before, after)
+        what = f"fetching {self.display}"
+
+        def work(call: GitCall) -> tuple[Any, dict[str, str], dict[str, str]]:
+            with bounded_lock(self._lock_path, call):  # held until the fetch really ends, given up on or not
+                repo = self._open()
+                before = self._branches(repo)
+                remote = repo.remotes["origin"]
+                _set_timeouts(self.timeout_s)
+                callbacks = _Callbacks(self.display, self.auth, call)
+                prune = FetchPrune.PRUNE
+                specs = [*REFSPECS, *extra_refspecs] if extra_refspecs else None
+                stats = _git_call(lambda: remote.fetch(specs, callbacks=callbacks, prune=prune), what, self.auth)
+                advertised = _git_call(lambda: remote.list_heads(connect=False), what, self.auth)
+                after = self._branches(repo)
+                self._point_head(repo, advertised)
+                self._remember_deleted(before, after)
+                return stats, before, after
+
+        stats, before, after = run_bounded(f"fetch {self.path}", what, self.timeout_s * FETCH_LIMIT, work)
         log.info(
             "fetched source",
             extra={"source": self.display, "received_objects": stats.received_objects,
@@ -276,7 +307,7 @@ class GitMirror:
             raise SourceError(f"commit {sha} is not in the mirror of {self.display}; fetch first")
         repo = self._repo()
         tree = repo[sha].peel(pygit2.Tree)
-        return materialize(target, lambda tmp: _TreeWriter(repo).write(tree, tmp))
+        return materialize(target, lambda tmp: TreeWriter(repo).write(tree, tmp))
 
     # ---- cleanup -----------------------------------------------------------------------------
     def prune_pull_refs(self, keep: Collection[int]) -> list[int]:
@@ -284,7 +315,7 @@ class GitMirror:
         if not (self.path / "HEAD").exists():
             return []
         dropped: set[int] = set()
-        with file_lock(self._lock_path):
+        with bounded_lock(self._lock_path, GitCall(f"pruning pull request refs of {self.display}", self.timeout_s)):
             repo = self._repo()
             for name in list(repo.references):
                 found = re.fullmatch(r"refs/pull/(\d+)/.+", name)
@@ -299,6 +330,14 @@ class GitMirror:
             return _open_exact(self.path)
         except pygit2.GitError:
             raise SourceError(f"no mirror of {self.display} yet; fetch first") from None
+
+    def _existing(self) -> pygit2.Repository | None:
+        """The mirror as it is, if it exists with the right `origin` (read without the lock), else None."""
+        try:
+            repo = _open_exact(self.path)
+            return repo if repo.remotes["origin"].url == self.url else None
+        except (pygit2.GitError, KeyError):
+            return None
 
     def _open(self) -> pygit2.Repository:
         """Open the mirror, creating it (bare, `origin` with force refspecs) on first use. Caller locks."""
@@ -346,45 +385,3 @@ class GitMirror:
             return str(repo[oid].peel(pygit2.Commit).id)
         except (KeyError, ValueError, pygit2.InvalidSpecError):
             raise SourceError(f"ref {ref!r} at {self.display} does not point at a commit") from None
-
-
-class _TreeWriter:
-    """Blobs become files with their mode, symlinks stay symlinks (never followed), submodules skipped."""
-
-    def __init__(self, repo: pygit2.Repository) -> None:
-        self.repo = repo
-        self.bytes = 0
-        self.entries = 0
-
-    def write(self, tree: pygit2.Tree, into: Path) -> None:
-        for entry in tree:
-            name = entry.name or ""
-            if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-                raise SourceError(f"tree contains an unsafe entry name {name!r}")
-            self.entries += 1
-            if self.entries > MAX_TREE_ENTRIES:
-                raise SourceError(f"tree has more than {MAX_TREE_ENTRIES} entries")
-            path = into / name
-            mode = entry.filemode
-            if mode == FileMode.TREE:
-                path.mkdir(mode=0o755)
-                self.write(self.repo[entry.id].peel(pygit2.Tree), path)
-            elif mode == FileMode.LINK:
-                os.symlink(os.fsdecode(self.repo[entry.id].peel(pygit2.Blob).data), path)
-            elif mode in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
-                executable = mode == FileMode.BLOB_EXECUTABLE
-                self._file(path, self.repo[entry.id].peel(pygit2.Blob).data, 0o755 if executable else 0o644)
-            # FileMode.COMMIT (a submodule) is skipped on purpose.
-
-    def _file(self, path: Path, data: bytes, mode: int) -> None:
-        self.bytes += len(data)
-        if self.bytes > MAX_TREE_BYTES:
-            raise SourceError(f"tree is larger than {MAX_TREE_BYTES} bytes")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
