@@ -1,6 +1,9 @@
 """The daemon's HTTP face (Starlette): /healthz, /metrics, /runs, /runs/<id>, and /hooks/gitea.
 
-`/healthz` is 200 while the reconcile loop thread is alive (503 otherwise) and says when a run
+`/healthz` is 200 while the reconcile loop thread is alive and not stuck, 503 otherwise: stuck is
+one step of the worker (fetching a commit, planning, applying a tier, a health gate, posting
+statuses, recovery: `steps.py`) lasting longer than `--stuck-after`, shown as
+`"stuck": {"step": ..., "for_s": ...}`. It shows the current step in any case, and says when a run
 last succeeded; `/metrics` is Prometheus text; the run pages are plain HTML (`pages.py`). The
 webhook receiver is `forge.webhooks.webhook_app` itself, its routes mounted here, wrapped only to
 count deliveries by outcome (from the status code it answers).
@@ -92,7 +95,8 @@ def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str
 
     async def healthz(request: Request) -> JSONResponse:
         state = health()
-        return JSONResponse(state, status_code=200 if state.get("loop_alive") else 503)
+        healthy = state.get("loop_alive") and not state.get("stuck")
+        return JSONResponse(state, status_code=200 if healthy else 503)
 
     async def metrics_text(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
