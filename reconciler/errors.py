@@ -2,8 +2,12 @@
 
     ReconcilerError
     ├── ConfigError          the change is wrong (bad YAML, schema, path): status `failure`, never retried
-    │   └── ConfigErrors     several ConfigErrors reported together
+    │   ├── ConfigErrors     several ConfigErrors reported together
+    │   └── PolicyRefusal    the change asks for what the operator policy forbids: fails the whole commit,
+    │                        even when it is written in one org's template
     ├── SourceError          git fetch/clone/resolve failed (network, auth, missing ref)
+    │   └── SourceUnreachable  the remote could not be reached (connection, DNS, timeout, 5xx): never a
+    │                        config failure, whatever config names it (the pass is `error`, retried)
     ├── ForgeError           a Gitea API call failed (names the call and the status, never the token)
     └── BackendError         the backend could not do an action
         └── TransientBackendError   worth retrying with backoff (engine unreachable, 5xx, timeout)
@@ -64,8 +68,18 @@ class ConfigErrors(ConfigError):
         return "\n".join(str(e) for e in self.errors)
 
 
+class PolicyRefusal(ConfigError):
+    """A value outside the operator policy (a source, a reserved env name, a resource ceiling). Unlike
+    another error in an org template it is not scoped to that org: the whole commit is refused."""
+
+
 class SourceError(ReconcilerError):
     """Fetching or reading the config repo (or an external subtree, a plugin) failed."""
+
+
+class SourceUnreachable(SourceError):
+    """The remote did not answer (connection refused, DNS, TLS, timeout, a 5xx): the reconciler's
+    trouble, not the change's; retried like any `error`."""
 
 
 class ForgeError(ReconcilerError):

@@ -7,6 +7,13 @@ repo. Only then is the remote asked which commit the ref names (a listing, not a
 of that commit lives at `state_dir/external/<sha256(repo)[:16]>/<sha>`, written through a temp
 dir + rename and trusted only with its completion marker; a complete cache entry is served without
 touching the network when the ref is a full SHA, and without fetching when the ref moved nowhere.
+
+Two kinds of failure, because they mean different things to a pass: `SourceUnreachable` when the
+remote did not answer (connection refused, DNS, TLS, a timeout or deadline, a 5xx) — the
+reconciler's trouble, retried, never blamed on the config; a plain `SourceError` when it answered
+and the answer is no (no such repository or ref, credentials missing or refused, over a limit) or
+the request was refused before any network — the config names something it cannot have, reported
+at the `!external` line.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceError, SourceUnreachable
 from reconciler.fsutil import is_complete
 from reconciler.model.config import source_allowed
 from reconciler.model.credentials import Credentials
@@ -27,6 +36,22 @@ from reconciler.source.mirror import GitMirror
 log = logging.getLogger(__name__)
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.-]+){2,}$")
+# The remote answered, and the answer is no: a 4xx, a credential problem (the mirror's credential
+# callback), a size limit. Any other failure of a network call means it could not be asked.
+ANSWERED = re.compile(r"status code: 4\d\d|credential|MiB; refused", re.IGNORECASE)
+T = TypeVar("T")
+
+
+def over_network(call: Callable[[], T]) -> T:
+    """Run one network call of the mirror; a failure that is not the remote's answer is `SourceUnreachable`."""
+    try:
+        return call()
+    except SourceUnreachable:
+        raise
+    except SourceError as exc:
+        if ANSWERED.search(str(exc)):
+            raise
+        raise SourceUnreachable(str(exc)) from None
 
 
 def check_repo(repo: str, allowed: list[str]) -> str:
@@ -90,7 +115,10 @@ class GitExternalFetcher:
         target = cache_dir / sha
         if is_complete(target):
             return target
-        mirror.ensure_commit(sha)
+        if not mirror.has_commit(sha):
+            over_network(mirror.fetch)
+            if not mirror.has_commit(sha):  # the remote answered without it: the config's ref is wrong
+                raise SourceError(f"commit {sha} is not at {mirror.display} (force-pushed away?)")
         log.info("exporting external tree", extra={"source": mirror.display, "ref": ref, "revision": sha})
         return mirror.export_tree(sha, target)
 
@@ -98,11 +126,11 @@ class GitExternalFetcher:
     def _resolve(mirror: GitMirror, ref: str) -> str:
         if FULL_SHA.fullmatch(ref.lower()):
             return ref.lower()
-        heads = mirror.remote_heads()
+        heads = over_network(mirror.remote_heads)
         names = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
         for name in names:
             if name in heads:
                 return heads[name]
         # A short SHA, or a ref that does not exist: the mirror answers (and names what is missing).
-        mirror.fetch()
+        over_network(mirror.fetch)
         return mirror.resolve(ref)
