@@ -30,6 +30,18 @@ ResyncInterval = Annotated[
     float,
     typer.Option("--resync-interval", envvar="RECONCILER_RESYNC_INTERVAL", min=0.1, help="Seconds between resyncs"),
 ]
+StuckAfter = Annotated[
+    float,
+    typer.Option("--stuck-after", envvar="RECONCILER_STUCK_AFTER", min=0,
+                 help="Seconds one step of a run (fetch, plan, a tier, a gate, ...) may last before /healthz "
+                      "answers 503 (0: never)"),
+]
+GitTimeout = Annotated[
+    float,
+    typer.Option("--git-timeout", envvar="RECONCILER_GIT_TIMEOUT", min=0.1,
+                 help="Seconds a git call to the config repo waits for the server; a ref listing ends after "
+                      "4x, a fetch after 10x this, whatever the server does"),
+]
 WebhookSecretFile = Annotated[
     Path | None,
     typer.Option("--webhook-secret-file", envvar="RECONCILER_WEBHOOK_SECRET_FILE", help="HMAC secret of /hooks/gitea"),
@@ -65,6 +77,8 @@ def run_command(
     pages_token_file: PagesTokenFile = None,
     poll_interval: PollInterval = 60.0,
     resync_interval: ResyncInterval = 600.0,
+    stuck_after: StuckAfter = 900.0,
+    git_timeout: GitTimeout = 30.0,
     webhook_secret_file: WebhookSecretFile = None,
     keep_runs_days: KeepRunsDays = 30.0,
     keep_runs: KeepRuns = 5000,
@@ -110,6 +124,8 @@ def run_command(
         pages_token=SecretStr(pages_token) if pages_token else None,
         poll_interval_s=poll_interval,
         resync_interval_s=resync_interval,
+        stuck_after_s=stuck_after,
+        git_timeout_s=git_timeout,
         webhook_secret=SecretBytes(secret.encode()) if secret else None,
         keep_runs_days=keep_runs_days,
         keep_runs=keep_runs,

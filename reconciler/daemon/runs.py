@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.backends.base import Backend
 from reconciler.daemon.journal import Journal, RunRow
@@ -26,10 +26,11 @@ from reconciler.daemon.logctx import tagged
 from reconciler.daemon.loop import Request, RunControl
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
+from reconciler.daemon.steps import Step, Steps
 from reconciler.errors import ReconcilerError, SourceError
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.enums import CHANGE_KINDS, Outcome, RunKind, RunStatus
-from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted
+from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted, TierDone, TierStarted
 from reconciler.pipeline.compose import Parts
 from reconciler.pipeline.passes import PassOutcome, apply_and_report, failed_outcome, plan_revision
 from reconciler.pipeline.stages import Planned
@@ -51,6 +52,7 @@ class RunDeps:
     parts: Parts
     poster: StatusPoster | None
     public_url: str
+    steps: Steps = field(default_factory=Steps)  # what the run is doing now, for /healthz
 
 
 def run_url(public_url: str, run_id: int) -> str:
@@ -130,7 +132,7 @@ class BranchRuns:
     def recover(self, row: RunRow) -> None:
         actions = (row.plan or {}).get("actions", [])
         ids = sorted({a.get("workspace_id") or a.get("workspace") for a in actions if a["kind"] in CHANGE_KINDS})
-        with tagged(row.id, row.revision):
+        with tagged(row.id, row.revision), self.deps.steps.step("recover"):
             try:
                 backend = self._backend_for(row.revision)
                 for ws in ids:
@@ -145,13 +147,18 @@ class BranchRuns:
     # ---- internals ---------------------------------------------------------------------------
     def _plan(self, sha: str) -> Planned | PassOutcome:
         try:
-            checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
+            with self.deps.steps.step(f"fetch {sha[:12]}"):
+                checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
         except SourceError as exc:
             return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"))
-        return plan_revision(checkout, self.deps.parts)
+        with self.deps.steps.step(f"plan {sha[:12]}"):
+            return plan_revision(checkout, self.deps.parts)
 
     def _post(self, sha: str, lines: list[StatusLine] | tuple[StatusLine, ...], url: str) -> list[StatusLine]:
-        return self.deps.poster.post_lines(sha, lines, url) if self.deps.poster is not None else []
+        if self.deps.poster is None:
+            return []
+        with self.deps.steps.step("post statuses"):
+            return self.deps.poster.post_lines(sha, lines, url)
 
     def _backend_for(self, revision: str | None) -> Backend:
         """The backend as the run's own revision configured it (its reconciler.yaml), else the defaults."""
@@ -164,7 +171,8 @@ class BranchRuns:
         return self.deps.parts.backend(repo)
 
     def _listener(self, run_id: int, control: RunControl) -> EventSink:
-        journal, metrics = self.deps.journal, self.deps.metrics
+        journal, metrics, steps = self.deps.journal, self.deps.metrics, self.deps.steps
+        open_steps: dict[str, Step] = {}  # the tier and the gate in progress, as steps for /healthz
 
         def on_event(event: ApplyEvent) -> None:
             if isinstance(event, ActionDone):
@@ -172,10 +180,16 @@ class BranchRuns:
                 journal.add_action(run_id, r.tier, r.workspace_id, r.kind, r.outcome, r.message, r.attempts,
                                    r.duration_s)
                 metrics.action_done(r.kind, r.outcome)
+            elif isinstance(event, TierStarted):
+                open_steps["tier"] = steps.begin(f"apply {event.tier.value}")
             elif isinstance(event, GateStarted):
                 control.gate_started()
+                open_steps["gate"] = steps.begin(f"gate {event.tier.value}")
             elif isinstance(event, GateDone):
                 control.gate_done()
+                steps.end(open_steps.pop("gate", None))
+            elif isinstance(event, TierDone):
+                steps.end(open_steps.pop("tier", None))
 
         return on_event
 
@@ -198,6 +212,7 @@ class BranchRuns:
 
     def _observe(self) -> None:
         try:
-            self.deps.metrics.observed(self.deps.parts.observer().list_owned())
+            with self.deps.steps.step("observe workspaces"):
+                self.deps.metrics.observed(self.deps.parts.observer().list_owned())
         except Exception as exc:
             log.warning("could not observe workspaces for metrics", extra={"error": str(exc)})

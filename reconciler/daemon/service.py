@@ -33,6 +33,7 @@ from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.reviews import Reviewer
 from reconciler.daemon.runs import BranchRuns, RunDeps
 from reconciler.daemon.scheduler import Poller, build_scheduler
+from reconciler.daemon.steps import Steps, TrackedExecutor
 from reconciler.daemon.web import build_apps
 from reconciler.forge.webhooks import Trigger as Hook
 from reconciler.forge.webhooks import repo_full_name, webhook_app
@@ -61,6 +62,8 @@ class DaemonSettings(BaseModel):
     pages_token: SecretStr | None = None  # required by the pages (Bearer, or Basic auth's password)
     poll_interval_s: float = 60
     resync_interval_s: float = 600
+    stuck_after_s: float = Field(default=900, ge=0)  # /healthz: 503 once one step lasts longer (0: never)
+    git_timeout_s: float = Field(default=30, gt=0)  # the config repo's git calls (hard limits: 4x list, 10x fetch)
     webhook_secret: SecretBytes | None = None
     keep_runs_days: float = Field(default=30, ge=0)
     keep_runs: int = Field(default=5000, ge=1)
@@ -73,15 +76,16 @@ class Daemon:
         opts = s.settings
         self.lock = StateDirLock(opts.state_dir)
         self.lock.acquire()  # first: a second instance must touch nothing
-        self.mirror = GitMirror(s.source, opts.state_dir, auth=opts.credentials)
+        self.mirror = GitMirror(s.source, opts.state_dir, auth=opts.credentials, timeout_s=s.git_timeout_s)
         self.journal = Journal(opts.state_dir / "journal.sqlite")
         self.metrics = Metrics()
         forge = build_forge(opts, timeout=5, max_attempts=2)
         self.poster = StatusPoster(forge, self.journal) if forge is not None else None
         self.parts = build_parts(opts, forge=forge)
+        self.steps = Steps()
         self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, self.parts, self.poster,
-                                       opts.public_url))
-        self.worker = Worker(self.runs, self.journal.last_status)
+                                       opts.public_url, steps=self.steps))
+        self.worker = Worker(TrackedExecutor(self.runs, self.steps), self.journal.last_status)
         self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, self.parts,
                                  opts.public_url) if self.poster is not None else None
         self.poller = Poller(self.mirror, s.branch, self.worker)
@@ -140,7 +144,12 @@ class Daemon:
     def health(self) -> dict[str, Any]:
         current = self.worker.current
         last = max(filter(None, [self.worker.last_success, self.journal.last_success_at()]), default=None)
-        return {"status": "ok" if self.worker.alive else "stalled", "loop_alive": self.worker.alive,
+        step, stuck = self.steps.current(), self.steps.stuck(self.settings.stuck_after_s)
+        status = "stalled" if not self.worker.alive else "stuck" if stuck is not None else "ok"
+        return {"status": status, "loop_alive": self.worker.alive,
+                "step": step.as_json() if step is not None else None,
+                "stuck": {"step": stuck.step, "for_s": round(stuck.for_s), "after_s": self.settings.stuck_after_s}
+                if stuck is not None else None,
                 "branch": self.settings.branch, "head": self.worker.head,
                 "running": current.sha if current else None, "last_success": last,
                 "last_good": self.journal.last_good(),
