@@ -75,10 +75,35 @@ class DesiredWorkspace(Frozen):
     spec_hash: str = ""
 
 
+class OrgFailure(Frozen):
+    """One org whose template did not render: its running workspaces are kept as they are, the other
+    orgs converge. `file`/`line`/`column`/`message` are its first error; `errors` all of them, one line each."""
+
+    org: str
+    file: str
+    line: int = 0
+    column: int = 0
+    message: str
+    errors: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return str(Location(self.file, self.line, self.column))
+
+    def first(self) -> str:
+        """`file:line:col: message` of the first error."""
+        return f"{self.where}: {self.message}"
+
+
 class DesiredState(Frozen):
     revision: str | None = None
     root: str  # absolute path of the rendered tree
     workspaces: tuple[DesiredWorkspace, ...] = ()
+    orgs: tuple[str, ...] = ()  # the orgs that rendered (their workspaces are above, maybe none)
+    failed_orgs: tuple[OrgFailure, ...] = ()  # the orgs that did not: nothing of theirs is desired or deleted
+
+    def failed(self) -> frozenset[str]:
+        return frozenset(f.org for f in self.failed_orgs)
 
     def by_id(self) -> dict[str, DesiredWorkspace]:
         return {w.id: w for w in self.workspaces}

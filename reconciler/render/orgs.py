@@ -2,7 +2,11 @@
 
 Identity is `<org>/<key>`, independent of the parent and of the file a workspace is written in.
 `!include` / `!external` are resolved here, only where a workspace or a list of them stands and
-only inside spawned subtrees. Every problem is collected (not raised) so one run reports all.
+only inside spawned subtrees. Every problem is collected (not raised) so one run reports all;
+`render_org` returns the problems of that org, so the caller can fail that org alone. What the
+operator policy forbids is a `PolicyRefusal` (the caller fails the whole commit for it), and an
+`!external` remote that does not answer raises `SourceUnreachable` (the reconciler's trouble, not
+the change's: nothing is decided on half a render).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from reconciler.errors import ConfigError, Location, SourceError
+from reconciler.errors import ConfigError, Location, PolicyRefusal, ReconcilerError, SourceError, SourceUnreachable
 from reconciler.model.config import (
     ImagesFile,
     OrgFile,
@@ -68,15 +72,19 @@ class OrgRenderer:
     _files_cache: dict[Path, FilesRef] = field(default_factory=dict)
 
     # ---- the org ---------------------------------------------------------------------------
-    def render_org(self, org: str, data: Any, ctx: TreeContext, org_file: Location) -> None:
+    def render_org(self, org: str, data: Any, ctx: TreeContext, org_file: Location) -> list[ConfigError]:
+        """Render one org's template into `workspaces`; returns the problems found in it (also kept in
+        `errors`). Raises `SourceUnreachable` when an `!external` remote does not answer."""
+        mark = len(self.errors)
         if not isinstance(data, LocDict):
             self.errors.append(ConfigError("org.yaml must be a mapping with name, defaults, workspaces", org_file))
-            return
+            return self.errors[mark:]
         parsed, errs = validate(OrgFile, data.without("workspaces"), data.loc)
         self.errors.extend(errs)
         defaults = parsed.defaults if parsed and parsed.defaults else WorkspaceFields()
         seen: dict[str, Location] = {}
         self._walk(data.get("workspaces"), data.value_locs.get("workspaces", data.loc), org, None, defaults, seen, 0)
+        return self.errors[mark:]
 
     def _walk(
         self,
@@ -101,7 +109,7 @@ class OrgRenderer:
             desired = self._desired(org, ws, defaults, parent, item, seen)
             ceiling = min(self.settings.limits.max_workspaces, self.policy.max_workspaces)
             if len(self.workspaces) > ceiling:
-                self.errors.append(ConfigError(
+                self.errors.append(PolicyRefusal(
                     f"more than {ceiling} workspaces; raise limits.max_workspaces in reconciler.yaml if this is "
                     f"intended (at most the max_workspaces of {self.policy.origin})", item.loc))
                 return
@@ -162,7 +170,9 @@ class OrgRenderer:
                 raise ConfigError("!external needs a fetcher (run against a git source or pass --state-dir)", ref.loc)
             try:
                 fetched = Path(os.path.realpath(self.fetcher.fetch(ref.repo, ref.ref, ref.url)))
-            except SourceError as exc:
+            except SourceUnreachable as exc:  # not the change's fault: the whole pass is an `error`
+                raise SourceUnreachable(f"!external {ref.repo}@{ref.ref} ({ref.loc}): {exc}") from None
+            except SourceError as exc:  # the remote answered: no such ref, no access, ...
                 raise ConfigError(f"!external {ref.repo}@{ref.ref}: {exc}", ref.loc) from None
             inner = TreeContext(fetched, fetched, f"{ref.repo}@{ref.ref}:", ref.ctx.external_depth + 1)
             target = confine(fetched, fetched, ref.path, "!external path", ref.loc)
@@ -185,6 +195,7 @@ class OrgRenderer:
         seen: dict[str, Location],
     ) -> DesiredWorkspace | None:
         problems: list[str] = []  # messages located at the workspace itself
+        refusals: list[str] = []  # the same, for what the operator policy forbids
         located: list[ConfigError] = []  # messages with a more precise location
         key = ws.key or slug(ws.name)
         if not key:
@@ -214,7 +225,7 @@ class OrgRenderer:
         reserved_names = self.policy.reserved()
         reserved = sorted(reserved_names & set(env))
         if reserved:
-            problems.append(f"env {', '.join(reserved)} is reserved (set by the reconciler or by "
+            refusals.append(f"env {', '.join(reserved)} is reserved (set by the reconciler or by "
                             f"{self.policy.origin}); remove it from env")
         plain = dict(env)  # strings only: the model refuses what YAML read as a number or boolean
         model, role = ws.model or defaults.model, ws.role or defaults.role
@@ -228,18 +239,9 @@ class OrgRenderer:
         secrets = _union(defaults.secrets, ws.secrets)
         shadowing = sorted(reserved_names & set(secrets))
         if shadowing:
-            problems.append(f"secret(s) {', '.join(shadowing)} would shadow a reserved env name (set by the "
+            refusals.append(f"secret(s) {', '.join(shadowing)} would shadow a reserved env name (set by the "
                             f"reconciler or by {self.policy.origin}); rename the secret")
-        digests: dict[str, str] = {}
-        if self.secrets is not None:
-            missing = [s for s in secrets if not self.secrets.has(org, key, s)]
-            if missing:
-                problems.append(
-                    f"secret(s) {', '.join(missing)} not found in the secrets directory "
-                    f"(looked in {self.secrets.directory}/{org}/{key}/, {self.secrets.directory}/{org}/, "
-                    f"{self.secrets.directory}/)"
-                )
-            digests = {s: self.secrets.digest(org, key, s) for s in secrets if s not in missing}
+        digests = self._secret_digests(org, key, secrets, problems)
         required = _union(defaults.required_env, ws.required_env)
         missing_env = [n for n in required if n not in plain and n not in secrets]
         if missing_env:
@@ -251,9 +253,10 @@ class OrgRenderer:
             resources = defaults.resources.model_copy(update=ws.resources.model_dump(exclude_none=True))
         over = self.policy.over_ceiling(resources) if resources else []
         if over:
-            problems.append(f"resources above the ceiling of {self.policy.origin}: {', '.join(over)}")
-        if problems or located:
+            refusals.append(f"resources above the ceiling of {self.policy.origin}: {', '.join(over)}")
+        if problems or refusals or located:
             self.errors.extend(ConfigError(f"{ident}: {p}", item.loc) for p in problems)
+            self.errors.extend(PolicyRefusal(f"{ident}: {p}", item.loc) for p in refusals)
             self.errors.extend(ConfigError(f"{ident}: {e.message}", e.location) for e in located)
             return None
         desired = with_spec(
@@ -282,6 +285,30 @@ class OrgRenderer:
         )
         self.workspaces.append(desired)
         return desired
+
+    def _secret_digests(self, org: str, key: str, secrets: list[str], problems: list[str]) -> dict[str, str]:
+        """name -> keyed hash of each secret; a missing or unreadable one is a problem of this workspace
+        (so of its org only), whatever the reason the file cannot be read."""
+        if self.secrets is None:
+            return {}
+        digests: dict[str, str] = {}
+        missing: list[str] = []
+        for name in secrets:
+            try:
+                if not self.secrets.has(org, key, name):
+                    missing.append(name)
+                    continue
+                digests[name] = self.secrets.digest(org, key, name)
+            except ReconcilerError as exc:  # names the secret and its path, never its content
+                problems.append(str(exc))
+            except OSError as exc:  # a directory on the lookup path cannot be searched
+                problems.append(f"secret {name} cannot be looked up: {exc.strerror or type(exc).__name__}"
+                                f"{f' ({exc.filename})' if exc.filename else ''}")
+        if missing:
+            where = self.secrets.directory
+            problems.append(f"secret(s) {', '.join(missing)} not found in the secrets directory "
+                            f"(looked in {where}/{org}/{key}/, {where}/{org}/, {where}/)")
+        return digests
 
     def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[str]) -> list[PluginPinRef]:
         chosen: dict[str, str | None] = {}
@@ -318,7 +345,7 @@ def check_external(ref: ExternalRef, policy: Policy, repo_allowed: list[str]) ->
         raise ConfigError(f"!external ref {ref.ref!r} must match {REF_PATTERN.pattern} and contain no '..'", ref.loc)
     why = source_refusal(ref.repo, policy, repo_allowed)
     if why:
-        raise ConfigError(f"!external repo {ref.repo!r} {why}", ref.loc)
+        raise PolicyRefusal(f"!external repo {ref.repo!r} {why}", ref.loc)
     if ref.url is not None:
         parsed = urlparse(ref.url)
         if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:

@@ -4,6 +4,14 @@
 
 Returns the DesiredState, or raises ConfigErrors carrying every problem found, each with
 file:line:column. Nothing here talks to a backend; `!external` goes through the fetcher given.
+
+With `per_org=True` (what a pass uses) a problem inside `orgs/<org>/` fails that org only: the
+state lists it in `failed_orgs` (first error's file:line, every error) and holds none of its
+workspaces, and the other orgs render as usual. Still raised for the whole commit: a problem in
+`reconciler.yaml`, `plugins.yaml`, `images.yaml` or the layout (no `orgs/`, an org directory name
+that is not a slug), a `PolicyRefusal` anywhere, and every org failing at once (nothing would be
+left to converge: the same as a broken commit). `validate`, `render` and `pins` keep the default:
+any error fails the render.
 """
 
 from __future__ import annotations
@@ -16,9 +24,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
-from reconciler.errors import ConfigError, ConfigErrors, Location
+from reconciler.errors import ConfigError, ConfigErrors, Location, PolicyRefusal
 from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, ReconcilerFile
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, OrgFailure
 from reconciler.model.policy import Policy
 from reconciler.render.images import image_for
 from reconciler.render.loader import TreeContext, load_yaml
@@ -63,9 +71,10 @@ def render_repo(
     secrets: SecretStore | None = None,
     revision: str | None = None,
     policy: Policy | None = None,
+    per_org: bool = False,
 ) -> DesiredState:
     """The desired state of the tree at `root`, within the operator's `policy` (none given: nothing
-    outside the repo may be reached)."""
+    outside the repo may be reached). `per_org`: an org's own errors fail that org only (see above)."""
     policy = policy or Policy()
     root = Path(os.path.realpath(root))
     if not root.is_dir():
@@ -89,6 +98,7 @@ def render_repo(
         )
         raise ConfigErrors(errors)
     renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets, policy)
+    by_org: dict[str, list[ConfigError]] = {}  # every org directory -> its own errors
     for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
         org = org_dir.name
         org_file = org_dir / "org.yaml"
@@ -96,20 +106,34 @@ def render_repo(
         if not re.match(KEY_PATTERN, org):
             errors.append(ConfigError(f"org directory name {org!r} must be a lowercase slug ({KEY_PATTERN})", where))
             continue
+        own = by_org.setdefault(org, [])
         if not org_file.is_file():
-            errors.append(ConfigError(f"orgs/{org}/ has no org.yaml; add one or remove the directory", where))
+            own.append(ConfigError(f"orgs/{org}/ has no org.yaml; add one or remove the directory", where))
             continue
         try:
             data = load_yaml(org_file, TreeContext(root, org_dir))
         except ConfigError as exc:
-            errors.append(exc)
+            own.append(exc)
             continue
-        renderer.render_org(org, data, TreeContext(root, org_dir), where)
-    errors.extend(renderer.errors)
-    if errors:
-        raise ConfigErrors(errors)
-    workspaces = tuple(sorted(renderer.workspaces, key=lambda w: w.id))
-    return DesiredState(revision=revision, root=str(root), workspaces=workspaces)
+        own.extend(renderer.render_org(org, data, TreeContext(root, org_dir), where))
+    failed = {org: own for org, own in by_org.items() if own}
+    in_orgs = [e for own in failed.values() for e in own]
+    scoped = per_org and not any(isinstance(e, PolicyRefusal) for e in in_orgs) and len(failed) < len(by_org)
+    if errors or (in_orgs and not scoped):
+        raise ConfigErrors(errors + in_orgs)
+    workspaces = tuple(sorted((w for w in renderer.workspaces if w.org not in failed), key=lambda w: w.id))
+    return DesiredState(revision=revision, root=str(root), workspaces=workspaces,
+                        orgs=tuple(org for org in by_org if org not in failed),
+                        failed_orgs=tuple(org_failure(org, own) for org, own in failed.items()))
+
+
+def org_failure(org: str, errors: list[ConfigError]) -> OrgFailure:
+    """The failure of one org: its first error (by file, line) as the cause, every error listed."""
+    ordered = ConfigErrors(errors).errors
+    first = ordered[0]
+    at = first.location or Location(f"orgs/{org}/org.yaml")
+    return OrgFailure(org=org, file=at.file, line=at.line, column=at.column, message=first.message,
+                      errors=tuple(str(e) for e in ordered))
 
 
 def check_within_policy(settings: ReconcilerFile, data: Any, policy: Policy) -> list[ConfigError]:
