@@ -6,7 +6,7 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.model.desired import DesiredWorkspace
+from reconciler.model.desired import DesiredWorkspace, OrgFailure
 from reconciler.model.enums import ActionKind, Mode, Tier
 from reconciler.model.holds import Hold
 from reconciler.model.observed import ObservedWorkspace
@@ -32,6 +32,8 @@ class Plan(BaseModel):
     mode: Mode = Mode.RECONCILE
     actions: tuple[Action, ...] = ()
     refused: str | None = None  # set when a guard refused: nothing may be applied
+    orgs: tuple[str, ...] = ()  # the orgs that rendered: what this plan converges
+    failed_orgs: tuple[OrgFailure, ...] = ()  # orgs that did not render: their workspaces are kept (NOOP)
 
     def counts(self) -> Counter[ActionKind]:
         return Counter(a.kind for a in self.actions)
@@ -42,6 +44,13 @@ class Plan(BaseModel):
 
     def held(self) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind is ActionKind.HOLD)
+
+    def failure_text(self) -> str | None:
+        """`org beta failed: <file:line:col: first error>` (None when every org rendered)."""
+        if not self.failed_orgs:
+            return None
+        names = ", ".join(f.org for f in self.failed_orgs)
+        return f"org{'s' if len(self.failed_orgs) > 1 else ''} {names} failed: {self.failed_orgs[0].first()}"
 
     def for_tier(self, tier: Tier) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.tier is tier)

@@ -5,7 +5,9 @@ No I/O and no clock: pins are resolved and the backend observed before this runs
 1. pair desired and observed by identity (`<org>/<key>`);
 2. classify each pair: desired only -> CREATE, observed only -> DELETE (NOOP in merge mode), both ->
    NOOP / UPDATE (only files, plugins or SKILL.md differ; no restart when only SKILL.md did) /
-   RECREATE (anything else, or not running), from the per-component `spec_parts`;
+   RECREATE (anything else, or not running), from the per-component `spec_parts`. What runs for
+   an org that failed to render (`desired.failed_orgs`) is NOOP, copies included: nothing of it is
+   desired, and nothing of it may be deleted or changed on the strength of a broken template;
 3. order: canary tier first, then production; inside a tier deletes last; by id.
 
 Holds (`holds.py`) and guards (`guards.py`) come after, in `reconciler.plan.plan`.
@@ -29,11 +31,13 @@ REASON_ORDER = ("image", "plugin", "runtime", "model", "role", "name", "tier", "
                 "env", "secret", "plugins", "files", "skills")
 
 EXTERNAL_REASON = "runtime external: operator-run, not provisioned"
+FAILED_ORG_REASON = "kept: its org failed to render"
 
 
 def diff(desired: DesiredState, actual: Sequence[ObservedWorkspace], mode: Mode = Mode.RECONCILE) -> Plan:
     """The ordered actions that turn `actual` into `desired` (before holds and guards)."""
     wanted = desired.by_id()
+    failed = desired.failed()
     observed, duplicates = split_current(actual)
     actions: list[Action] = []
     for ws_id in sorted(wanted.keys() | observed.keys()):
@@ -41,9 +45,16 @@ def diff(desired: DesiredState, actual: Sequence[ObservedWorkspace], mode: Mode 
         if want is not None:
             actions.append(classify(want, have))
         elif have is not None:
-            actions.append(_unwanted(have, "not in repo", mode))
-    actions += [_unwanted(o, f"duplicate of {o.id}", mode) for o in duplicates]
-    return Plan(revision=desired.revision, mode=mode, actions=tuple(sorted(actions, key=_order_key)))
+            actions.append(_kept(have) if org_of(ws_id) in failed else _unwanted(have, "not in repo", mode))
+    actions += [_kept(o) if org_of(o.id) in failed else _unwanted(o, f"duplicate of {o.id}", mode)
+                for o in duplicates]
+    return Plan(revision=desired.revision, mode=mode, actions=tuple(sorted(actions, key=_order_key)),
+                orgs=desired.orgs, failed_orgs=desired.failed_orgs)
+
+
+def org_of(workspace_id: str) -> str:
+    """`<org>/<key>` -> `<org>`."""
+    return workspace_id.partition("/")[0]
 
 
 def classify(want: DesiredWorkspace, have: ObservedWorkspace | None) -> Action:
@@ -159,6 +170,10 @@ def _keyed(component: str, keys: list[str], want: DesiredWorkspace, have: Observ
         out.append(f"{label} removed: {', '.join(removed)}")
     return out
 
+
+
+def _kept(have: ObservedWorkspace) -> Action:
+    return Action(kind=ActionKind.NOOP, workspace_id=have.id, tier=have.tier, reason=FAILED_ORG_REASON, observed=have)
 
 
 def _unwanted(have: ObservedWorkspace, why: str, mode: Mode) -> Action:

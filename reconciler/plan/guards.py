@@ -10,7 +10,10 @@ nothing from a refused plan. Guards:
   the larger of 1 and 25% of the managed workspaces, rounded down (4 managed -> 1, 10 -> 2,
   100 -> 25). `max_delete=0` forbids every delete.
 
-A render error never reaches the planner at all: the caller plans nothing.
+A render error of the whole commit never reaches the planner at all: the caller plans nothing.
+An org that failed to render alone (`desired.failed_orgs`) is left out of both guards: its
+workspaces are kept (NOOP, never a deletion) and are not counted as managed, so they neither
+trip the empty-state guard nor widen the delete cap of the orgs that do converge.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def refusal(
     desired: DesiredState, actual: Sequence[ObservedWorkspace], plan: Plan, policy: PlanPolicy
 ) -> str | None:
     """The message of the first guard that refuses `plan`, or None when it may be applied."""
-    managed = len(actual)
+    failed = desired.failed()
+    managed = sum(1 for o in actual if o.id.partition("/")[0] not in failed)
     provisioned = sum(1 for w in desired.workspaces if w.provisioned)
     if policy.mode is Mode.RECONCILE and provisioned == 0 and managed > 0 and not policy.allow_empty:
         return (

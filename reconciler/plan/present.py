@@ -1,7 +1,9 @@
 """Two renderings of one Plan: a human table (CLI, PR comment) and a machine dict (`--json`). Pure.
 
 Both show ids, tiers, kinds, reasons, spec hashes and image references only: desired/observed are
-reduced to those fields, so no env value or secret digest can leak through a rendering. In the
+reduced to those fields, so no env value or secret digest can leak through a rendering. An org that
+failed to render is named with every error of it (`file:line:col: message`) and how many of its
+workspaces are kept as they run. In the
 Markdown, whatever the config repository controls (ids, reasons, the refusal) is inert text
 (`model.text.md_code` / `md_text`): a pull request cannot put markup into the bot's comment.
 """
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.model.desired import OrgFailure
 from reconciler.model.enums import ActionKind
 from reconciler.model.plan import Action, Plan
 from reconciler.model.text import md_code, md_text
+from reconciler.plan.diff import org_of
 
 MARKERS: dict[ActionKind, str] = {
     ActionKind.CREATE: "+",
@@ -23,6 +27,7 @@ MARKERS: dict[ActionKind, str] = {
     ActionKind.HOLD: "!",
 }
 HEADERS = ("", "tier", "workspace", "action", "reason")
+MAX_ORG_ERRORS = 20  # per failed org in the Markdown comment (the run page and the CLI list all)
 
 
 def summary_line(plan: Plan) -> str:
@@ -70,9 +75,25 @@ def render_table(plan: Plan, verbose: bool = False) -> str:
     if hidden:
         lines.append(f"({hidden} unchanged workspace{'' if hidden == 1 else 's'} not shown; use --verbose)")
     lines.append(summary_line(plan))
+    for failure in plan.failed_orgs:
+        lines.append(f"FAILED: {failed_org_line(plan, failure)}:")
+        lines.extend(f"  {error}" for error in failure.errors or (failure.first(),))
     if plan.refused:
         lines.append(f"REFUSED: {plan.refused}")
     return "\n".join(lines)
+
+
+def kept_count(plan: Plan, org: str) -> int:
+    return sum(1 for a in plan.actions if a.kind is ActionKind.NOOP and org_of(a.workspace_id) == org)
+
+
+def failed_org_line(plan: Plan, failure: OrgFailure) -> str:
+    """`org beta did not render; its 3 running workspaces are kept as they are`."""
+    kept = kept_count(plan, failure.org)
+    if not kept:
+        return f"org {failure.org} did not render; none of its workspaces runs, none is created"
+    return (f"org {failure.org} did not render; its {kept} running workspace{'' if kept == 1 else 's'} "
+            f"{'is' if kept == 1 else 'are'} kept as {'it is' if kept == 1 else 'they are'}")
 
 
 def render_markdown(plan: Plan, revision: str | None) -> str:
@@ -81,6 +102,10 @@ def render_markdown(plan: Plan, revision: str | None) -> str:
     out = [f"### Reconciler plan{f' for {rev}' if rev else ''} ({plan.mode.value} mode)", ""]
     if plan.refused:
         out += [f"> **Refused:** {md_text(plan.refused)}", ""]
+    for failure in plan.failed_orgs:
+        out += [f"> **Failed:** {md_text(failed_org_line(plan, failure))}", ">"]
+        out += [f"> - {md_code(error)}" for error in (failure.errors or (failure.first(),))[:MAX_ORG_ERRORS]]
+        out.append("")
     changes = shown(plan)
     if changes:
         out += _md_table(changes)
@@ -111,9 +136,15 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "revision": plan.revision,
         "mode": plan.mode.value,
         "refused": plan.refused,
+        "failed_orgs": [_failure_json(plan, f) for f in plan.failed_orgs],
         "summary": {kind.value: c[kind] for kind in ActionKind},
         "actions": [_action_json(a) for a in plan.actions],
     }
+
+
+def _failure_json(plan: Plan, f: OrgFailure) -> dict[str, Any]:
+    return {"org": f.org, "file": f.file, "line": f.line, "column": f.column, "message": f.message,
+            "errors": list(f.errors), "kept": kept_count(plan, f.org)}
 
 
 def _action_json(a: Action) -> dict[str, Any]:
