@@ -2,9 +2,18 @@
 
     1-3. prepare: render, observe, resolve pins   ConfigError  -> both tiers `failure` (file:line)
                                                   other errors -> both tiers `error`
+                                                  one org's own error -> that org is kept as it
+                                                  runs, the others go on (see below)
     4.   plan: diff, holds, guards (pure)         refused      -> both tiers `failure`
     5.   apply: canary, gate, production          `pending` posted as each tier with changes starts
     6.   report: the final statuses, posted in `finally`, whatever happened above
+
+Failures are scoped to the org: a render error, a missing (or unreadable) secret or a missing
+`required_env` inside `orgs/<org>/` fails that org alone (`desired.failed_orgs`); its workspaces
+are NOOP in the plan and the other orgs converge canary first as usual. The pass is still
+`failed` (exit 1, each tier `failure` naming the org and its first `file:line`), so the commit is
+red until the org is fixed. What is not one org's (reconciler.yaml, plugins.yaml, images.yaml,
+the layout, a policy refusal) or every org failing still fails the whole commit before planning.
 
 `plan_revision` is steps 1-4 and never posts; `apply_and_report` is 5-6; `run_pass` is both. The
 outcome is a `PassOutcome`: its `status` is the one closed word every caller reads (the CLI's
@@ -100,7 +109,7 @@ def failed_outcome(revision: str | None, exc: Exception) -> PassOutcome:
 def plan_revision(checkout: Checkout, parts: Parts) -> Planned | PassOutcome:
     """Steps 1-4: the plan for the tree at `checkout`, or the outcome that says why there is none."""
     try:
-        return plan_prepared(prepare(checkout, parts), parts)
+        return plan_prepared(prepare(checkout, parts, per_org=True), parts)
     except ReconcilerError as exc:
         return failed_outcome(checkout.revision, exc)
     except Exception as exc:  # a bug must end as a reported `error`, never an escaped traceback
@@ -109,10 +118,12 @@ def plan_revision(checkout: Checkout, parts: Parts) -> Planned | PassOutcome:
 
 
 def planned_outcome(planned: Planned) -> PassOutcome:
-    """A plan that is not applied (`plan`, pull request reviews): planned, or failed when refused."""
+    """A plan that is not applied (`plan`, pull request reviews): planned, or failed when refused or
+    when an org failed to render."""
     p = planned.plan
-    status = RunStatus.FAILED if p.refused else RunStatus.PLANNED
-    return PassOutcome(planned.prepared.revision, status, p.refused or "planned",
+    status = RunStatus.FAILED if p.refused or p.failed_orgs else RunStatus.PLANNED
+    message = p.refused or (_failed_orgs_message(p, "planned") if p.failed_orgs else "planned")
+    return PassOutcome(planned.prepared.revision, status, message, errors=_org_errors(p),
                        desired=planned.prepared.desired, plan=p)
 
 
@@ -120,8 +131,8 @@ def applied_outcome(planned: Planned, run: RunResult, statuses: Sequence[StatusL
     """Step 6's value: the status word of an applied plan and the final lines."""
     p = planned.plan
     status, message = _status_of(run, p)
-    return PassOutcome(planned.prepared.revision, status, message, desired=planned.prepared.desired,
-                       plan=p, run=run, statuses=tuple(statuses))
+    return PassOutcome(planned.prepared.revision, status, message, errors=_org_errors(p),
+                       desired=planned.prepared.desired, plan=p, run=run, statuses=tuple(statuses))
 
 
 def _status_of(run: RunResult, plan: Plan) -> tuple[RunStatus, str]:
@@ -129,11 +140,25 @@ def _status_of(run: RunResult, plan: Plan) -> tuple[RunStatus, str]:
         return RunStatus.FAILED, run.refused
     if run.interrupted:
         return RunStatus.INTERRUPTED, "interrupted"
+    if run.outcome is Outcome.SUCCESS and plan.failed_orgs:  # the others converged; the commit is still wrong
+        also = f"; {len(plan.held())} held" if plan.held() else ""
+        return RunStatus.FAILED, _failed_orgs_message(plan, "converged") + also
     if run.outcome is Outcome.SUCCESS and plan.held():
         held = plan.held()
         return RunStatus.HELD, f"{len(held)} held: {held[0].reason}"
     words = {Outcome.SUCCESS: RunStatus.SUCCESS, Outcome.FAILED: RunStatus.FAILED}
-    return words.get(run.outcome, RunStatus.ERROR), run.error or run.outcome.value
+    also = f"; {plan.failure_text()}" if plan.failed_orgs else ""
+    return words.get(run.outcome, RunStatus.ERROR), (run.error or run.outcome.value) + also
+
+
+def _failed_orgs_message(plan: Plan, done: str) -> str:
+    """`org beta failed: <file:line:col: error>; 2 other org(s) converged` (every error in `errors`)."""
+    return f"{plan.failure_text()}; {len(plan.orgs)} other org(s) {done}"
+
+
+def _org_errors(plan: Plan) -> tuple[str, ...]:
+    """Every error of every org that failed to render, one line each (the first is the cause)."""
+    return tuple(e for f in plan.failed_orgs for e in (f.errors or (f.first(),)))
 
 
 def apply_and_report(

@@ -1,6 +1,7 @@
 """The stages of a pass, each callable on its own, each a value in and a value out.
 
     prepare(checkout, parts)          -> Prepared    render, observe, resolve pins (I/O at the edges)
+                                                     (`per_org`: an org that does not render fails alone)
     plan_prepared(prepared, parts)    -> Plan        diff, holds, guards (pure, holds read once)
     apply_planned(planned, parts,...) -> RunResult   canary, gate, production; holds stored once
 
@@ -52,11 +53,14 @@ class Planned:
     plan: Plan
 
 
-def prepare(checkout: Checkout, parts: Parts) -> Prepared:
+def prepare(checkout: Checkout, parts: Parts, *, per_org: bool = False) -> Prepared:
     """1. render the tree, 2. observe what runs, 3. resolve pins (`track: none` stays on what runs).
 
-    Render and pinning go through `parts.cache` (see `cache.py`): a pass over a revision already
-    seen, with the same secrets and nothing moved upstream, costs one list call and the lookups.
+    `per_org`: an org whose template does not render is listed in `desired.failed_orgs` and the
+    others go on (a pass); without it any error raises (`pins`). Render and pinning go through
+    `parts.cache` (see `cache.py`): a pass over a revision already seen, with the same secrets and
+    nothing moved upstream, costs one list call and the lookups. A render with a failed org is not
+    kept (a secret made readable again does not change the secrets fingerprint).
     """
     repo = load_settings(checkout.root)
     tree_key = (checkout.revision, parts.secrets_fingerprint()) if checkout.revision else None
@@ -64,8 +68,8 @@ def prepare(checkout: Checkout, parts: Parts) -> Prepared:
     if desired is None:
         fetcher = parts.fetcher(repo)
         desired = render_repo(checkout.root, fetcher=fetcher, secrets=parts.secrets, revision=checkout.revision,
-                              policy=parts.settings.policy)
-        if tree_key and not fetcher.used:
+                              policy=parts.settings.policy, per_org=per_org)
+        if tree_key and not fetcher.used and not desired.failed_orgs:
             parts.cache.put(tree_key, desired)
         else:
             tree_key = None
@@ -94,8 +98,9 @@ def plan_prepared(prepared: Prepared, parts: Parts) -> Planned:
 
 
 def apply_planned(planned: Planned, parts: Parts, *, stop: threading.Event | None = None,
-                  on_event: EventSink | None = None) -> RunResult:
-    """5. canary, health gate, production; what failed a gate is held from now on."""
+                  on_event: EventSink | None = None, hold_failures: bool = True) -> RunResult:
+    """5. canary, health gate, production; what failed a gate is held from now on (unless
+    `hold_failures` is False: a heal brings back a spec verified before, and is simply tried again)."""
     prepared, the_plan = planned.prepared, planned.plan
     run = apply_plan(
         the_plan,
@@ -107,6 +112,8 @@ def apply_planned(planned: Planned, parts: Parts, *, stop: threading.Event | Non
         on_event=on_event,
         wall=parts.wall,
     )
+    if not hold_failures:
+        return run
     now = parts.wall()
     new_holds = blame(the_plan, run, now)
     parts.holds.add(new_holds, now)

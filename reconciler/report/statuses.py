@@ -5,6 +5,10 @@ on pull request heads. `pending` when a tier starts, then `success`, `failure` (
 wrong: bad config, health gate failed, plan refused, a change held) or `error` (the reconciler
 could not do its job: backend down, interrupted). Descriptions are one line of at most 140
 characters, e.g. `canary: 2 created, 1 updated · 3/3 healthy in 14s`.
+
+An org that failed to render makes each tier `failure` even where the other orgs converged, and
+says both: `canary: org beta failed: orgs/beta/org.yaml:7:5: ...; 2 other org(s) converged` (the
+error is cut, never the org or what converged).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from reconciler.forge.base import StatusUpdate
 from reconciler.model.enums import TIER_ORDER, ActionKind, Outcome, StatusState, Tier
 from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult, TierResult
-from reconciler.model.text import one_line
+from reconciler.model.text import DESCRIPTION_LIMIT, cut, one_line
 
 CONTEXTS: dict[Tier, str] = {Tier.CANARY: "reconciler/canary", Tier.PRODUCTION: "reconciler/production"}
 PLAN_CONTEXT = "reconciler/plan"
@@ -103,7 +107,8 @@ def tier_status(tier: Tier, result: TierResult | None, *,
 
 
 def run_statuses(run: RunResult, plan: Plan | None = None) -> list[StatusLine]:
-    """Final lines for both tier contexts of one applied plan, in tier order, its holds included."""
+    """Final lines for both tier contexts of one applied plan, in tier order, its holds and the orgs
+    that failed to render included."""
     if run.refused:
         return each_tier(StatusState.FAILURE, f"refused: {run.refused}")
     lines: list[StatusLine] = []
@@ -111,7 +116,9 @@ def run_statuses(run: RunResult, plan: Plan | None = None) -> list[StatusLine]:
     for tier in TIER_ORDER:
         result = run.tier(tier)
         line = tier_status(tier, result, blocked_state=blocked_state)
-        lines.append(_with_holds(line, tier, plan) if plan is not None else line)
+        if plan is not None:
+            line = _with_failed_orgs(_with_holds(line, tier, plan), tier, plan)
+        lines.append(line)
         if result is not None and not result.blocked_by and result.outcome is not Outcome.SUCCESS:
             blocked_state = StatusState.FAILURE if result.outcome is Outcome.FAILED else StatusState.ERROR
     return lines
@@ -126,6 +133,33 @@ def _with_holds(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
         return StatusLine(line.context, line.state, one_line(f"{line.description}; {len(held)} held"))
     count = f"{len(held)} held" if len(held) > 1 else "held"
     return _line(tier, StatusState.FAILURE, f"{count}: {held[0].reason}")
+
+
+def fit(head: str, middle: str, tail: str = "", limit: int = DESCRIPTION_LIMIT) -> str:
+    """`head + middle + tail` as one line of at most `limit` characters, cutting only `middle`."""
+    middle = one_line(middle, limit)  # `head` and `tail` are the reconciler's own words, one line already
+    room = max(limit - len(head) - len(tail), 1)
+    return one_line(f"{head}{cut(middle, room)}{tail}", limit)
+
+
+def failed_orgs_text(plan: Plan, prefix: str = "", tail: str | None = None) -> str:
+    """`<prefix>org beta failed: <file:line:col: first error>; 2 other org(s) converged` within the limit."""
+    first = plan.failed_orgs[0]
+    names = ", ".join(f.org for f in plan.failed_orgs)
+    head = f"{prefix}org{'s' if len(plan.failed_orgs) > 1 else ''} {names} failed: "
+    if tail is None:
+        tail = f"; {len(plan.orgs)} other org(s) converged"
+    return fit(head, first.first(), tail)
+
+
+def _with_failed_orgs(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
+    """A tier that converged every org that rendered is still `failure` while one org did not render."""
+    if not plan.failed_orgs or line.state is StatusState.PENDING:
+        return line
+    if line.state in (StatusState.FAILURE, StatusState.ERROR):  # the tier's own trouble first, then the org
+        names = ", ".join(f.org for f in plan.failed_orgs)
+        return StatusLine(line.context, line.state, one_line(f"{line.description}; org {names} failed to render"))
+    return StatusLine(line.context, StatusState.FAILURE, failed_orgs_text(plan, f"{tier.value}: "))
 
 
 def config_error_statuses(first_error_text: str) -> list[StatusLine]:
@@ -154,6 +188,8 @@ def plan_status(plan: Plan) -> StatusLine:
     """`reconciler/plan` on a pull request head that planned: its compact counts, or the refusal."""
     if plan.refused:
         return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, one_line(f"refused: {plan.refused}"))
+    if plan.failed_orgs:
+        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, failed_orgs_text(plan, tail=f"; others: {plan.summary()}"))
     return StatusLine(PLAN_CONTEXT, StatusState.SUCCESS, one_line(plan.summary()))
 
 
