@@ -8,7 +8,7 @@ Forgejo), tests of other stages can use a fake that satisfies the same Protocol.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -85,4 +85,14 @@ class Forge(Protocol):
 
     def upsert_pr_comment(self, number: int, body: str, marker: str) -> int:
         """Create or edit in place the one comment carrying `marker`; returns its id."""
+        ...
+
+
+@runtime_checkable
+class TriesOnce(Protocol):
+    """A forge that can also hand out a twin trying each call once, without retries of its own, for a
+    caller that retries on its own schedule (the daemon's kept statuses)."""
+
+    def one_attempt(self) -> Forge:
+        """The same forge, connections shared, each call tried once."""
         ...

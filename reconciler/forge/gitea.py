@@ -10,6 +10,7 @@ listing always sends `state=open` (Gitea has no default) and pages with `limit` 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import re
@@ -70,6 +71,12 @@ class GiteaClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def one_attempt(self) -> GiteaClient:
+        """This client with each call tried once (`TriesOnce`); it shares the connections: close the original."""
+        twin = copy.copy(self)
+        twin._http = self._http.one_attempt()
+        return twin
 
     def __enter__(self) -> GiteaClient:
         return self

@@ -13,6 +13,8 @@ a registry answers is as hostile, so:
 - credentials go only to the host they belong to (a realm on another host gets that host's own
   credentials, if any), only over https or loopback http;
 - the token response is read up to `max_bytes` and every way it can be malformed is a SourceError;
+- every request ends within `deadline` seconds (30 by default), even when the server sends its
+  headers or body a byte at a time (`forge/http.py`'s `Deadline`, shared with the forge client);
 - every error names the registry host and never a credential, token or header; no httpx exception
   (which holds the request and its headers) is chained to one.
 
@@ -29,12 +31,12 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from time import monotonic
 from typing import Any, Protocol
 
 import httpx
 
 from reconciler.errors import SourceError
+from reconciler.forge.http import Deadline, deadline_client, read_capped
 from reconciler.model.credentials import may_send_credentials, url_host
 from reconciler.render.images import split_reference
 
@@ -54,6 +56,7 @@ KNOWN_REALMS = {DOCKER_HUB: "auth.docker.io"}  # realms a registry may use on an
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HELPER_TIMEOUT_S = 30
+REGISTRY_DEADLINE_S = 30.0  # one request, start to end, however slowly the registry answers
 
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -201,18 +204,21 @@ class RegistryClient:
         *,
         allowed: Callable[[str], bool] | None = None,
         timeout: float = 10,
+        deadline: float = REGISTRY_DEADLINE_S,
         max_bytes: int = 64 * 1024,
         transport: httpx.BaseTransport | None = None,
         insecure_hosts: tuple[str, ...] = LOOPBACK,
     ) -> None:
         """`allowed(image_ref)`: the operator policy (`Policy.registry_allowed`); None allows every
-        registry. `insecure_hosts` are spoken to over plain http (credentials only if loopback)."""
+        registry. `timeout` bounds each socket operation, `deadline` each request as a whole.
+        `insecure_hosts` are spoken to over plain http (credentials only if loopback)."""
         self.credentials: CredentialLookup | Mapping[str, tuple[str, str]] = credentials or {}
         self.allowed = allowed
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.deadline_s = deadline
         self.insecure_hosts = insecure_hosts
-        self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self.client = deadline_client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def _base(self, host: str) -> str:
         scheme = "http" if hostname(host) in self.insecure_hosts else "https"
@@ -288,28 +294,20 @@ class RegistryClient:
     ) -> tuple[int, httpx.Headers, bytes]:
         what, kind = label
         try:
-            with self.client.stream(method, url, headers=headers, auth=auth) as resp:
-                return resp.status_code, resp.headers, self._read(resp, f"registry {host}: {kind}", what)
+            with Deadline(self.deadline_s) as deadline, self.client.stream(
+                method, url, headers=headers, auth=auth
+            ) as resp:
+                body = read_capped(resp, self.max_bytes)
+                if body is None:
+                    raise SourceError(f"registry {host}: {kind} over {self.max_bytes} bytes ({what})")
+                return resp.status_code, resp.headers, body
         except httpx.TimeoutException:
             failure = "timed out"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             failure = type(exc).__name__
+        if failure == "timed out" and deadline.passed:
+            raise SourceError(f"registry {host} {what}: {deadline.passed_message()}")
         raise SourceError(f"registry {host} unreachable {what} ({failure})")
-
-    def _read(self, resp: httpx.Response, named: str, what: str) -> bytes:
-        too_large = f"{named} over {self.max_bytes} bytes ({what})"
-        declared = resp.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise SourceError(too_large)
-        body = bytearray()
-        deadline = monotonic() + self.timeout  # a byte now and then must not hold the pass forever
-        for chunk in resp.iter_bytes():
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise SourceError(too_large)
-            if monotonic() > deadline:
-                raise SourceError(f"{named} took over {self.timeout:g}s ({what})")
-        return bytes(body)
 
     def _authorize(self, host: str, url: httpx.URL, challenge: str) -> str:
         scheme, _, params = challenge.strip().partition(" ")
