@@ -3,10 +3,11 @@
 What it keeps: runs (apply runs on the watched branch and PR reviews: revision, trigger, status,
 plan JSON, the RunResult JSON, statuses posted, timings), one row per finished action (written as
 each action ends, so a run killed half-way still shows what it did), the last good revision per
-tier, statuses the forge could not take (posted again when it is back), and the webhook delivery
-ids already handled (a redelivery is acknowledged and ignored, across restarts too). Actual state
-is never read from here: it comes from the backend's labels. One connection, serialised by a lock;
-WAL so the web pages read while the worker writes.
+tier, statuses the forge has not taken yet (the newest per commit and context, each with its own
+retry count and next try), and the webhook delivery ids already handled (a redelivery is
+acknowledged and ignored, across restarts too). Actual state is never read from here: it comes
+from the backend's labels. One connection, serialised by a lock; WAL so the web pages read while
+the worker writes.
 
 Retention (`prune_runs`, `prune_deliveries`): old runs go with their actions, by age and by count;
 a run still `running`, one not yet recovered, and the newest apply run (what the worker asks
@@ -57,7 +58,10 @@ CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id);
 CREATE TABLE IF NOT EXISTS last_good (tier TEXT PRIMARY KEY, revision TEXT NOT NULL, run_id INTEGER, at REAL);
 CREATE TABLE IF NOT EXISTS unposted (
     revision TEXT NOT NULL, context TEXT NOT NULL, state TEXT NOT NULL, description TEXT NOT NULL,
-    target_url TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (revision, context)
+    target_url TEXT NOT NULL, at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,  -- failed posts of this (revision, context) so far
+    next_at REAL NOT NULL DEFAULT 0,      -- not tried again before then
+    PRIMARY KEY (revision, context)
 );
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
@@ -67,6 +71,8 @@ PRUNABLE = ("status != 'running' AND recovered = 1"
             " AND id != COALESCE((SELECT MAX(id) FROM runs WHERE kind = 'apply'), -1)"
             " AND (COALESCE(finished_at, started_at) < ? OR id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?))")
 UNFINISHED = frozenset({RunStatus.INTERRUPTED, RunStatus.SUPERSEDED, RunStatus.ERROR})
+# columns added to `unposted` after its first release: a journal file written before them gets them
+UNPOSTED_ADDED = (("attempts", "INTEGER NOT NULL DEFAULT 0"), ("next_at", "REAL NOT NULL DEFAULT 0"))
 
 
 class RunRow(BaseModel):
@@ -91,12 +97,16 @@ class RunRow(BaseModel):
 
 
 class Unposted(BaseModel):
+    """A status wanted on a commit and not yet taken by the forge: the newest per (revision, context)."""
+
     revision: str
     context: str
     state: str
     description: str
     target_url: str
-    at: float | None = None  # when it was kept: identifies this version of the row
+    at: float | None = None  # when it was kept
+    attempts: int = 0  # failed posts so far
+    next_at: float = 0  # not tried again before then
 
 
 class Journal:
@@ -109,6 +119,7 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        self._migrate_unposted()
 
     def close(self) -> None:
         with self._lock:
@@ -220,17 +231,47 @@ class Journal:
         return {str(r["tier"]): str(r["revision"]) for r in self._rows("SELECT * FROM last_good")}
 
     # ---- statuses the forge did not take -------------------------------------------------------
-    def keep_unposted(self, status: Unposted) -> None:
-        self._exec("INSERT OR REPLACE INTO unposted VALUES (?,?,?,?,?,?)",
-                   (status.revision, status.context, status.state, status.description, status.target_url,
-                    self._clock()))
+    def _migrate_unposted(self) -> None:
+        """Add the retry columns to an `unposted` table created before them (rows then are due now)."""
+        with self._lock:
+            have = {str(r["name"]) for r in self._db.execute("PRAGMA table_info(unposted)")}
+            for name, decl in UNPOSTED_ADDED:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE unposted ADD COLUMN {name} {decl}")
 
-    def drop_unposted(self, revision: str, context: str, at: float | None = None) -> None:
-        """Forget the kept status; with `at`, only if no newer one replaced it meanwhile."""
-        if at is None:
-            self._exec("DELETE FROM unposted WHERE revision=? AND context=?", (revision, context))
+    def keep_unposted(self, status: Unposted) -> None:
+        """Record `status` as the one wanted for its (revision, context), replacing an older one."""
+        now = self._clock()
+        self._exec("INSERT OR REPLACE INTO unposted (revision, context, state, description, target_url, at,"
+                   " attempts, next_at) VALUES (?,?,?,?,?,?,?,?)",
+                   (status.revision, status.context, status.state, status.description, status.target_url, now,
+                    status.attempts, max(now, status.next_at)))
+
+    def defer_unposted(self, revision: str, context: str, attempts: int, delay_s: float) -> None:
+        """The kept status of (revision, context) failed `attempts` times: not due for `delay_s`."""
+        self._exec("UPDATE unposted SET attempts=?, next_at=? WHERE revision=? AND context=?",
+                   (attempts, self._clock() + delay_s, revision, context))
+
+    def drop_unposted(self, status: Unposted) -> bool:
+        """Forget the kept status of its (revision, context) if it is still `status`: a newer one kept
+        meanwhile stays. True when a row went."""
+        cur = self._exec("DELETE FROM unposted WHERE revision=? AND context=? AND state=? AND description=?"
+                         " AND target_url=?", (status.revision, status.context, status.state, status.description,
+                                               status.target_url))
+        return cur.rowcount > 0
+
+    def unposted_status(self, revision: str, context: str) -> Unposted | None:
+        """The status wanted now for (revision, context), if the forge has not taken it yet."""
+        rows = self._rows("SELECT * FROM unposted WHERE revision=? AND context=?", (revision, context))
+        return _unposted(rows[0]) if rows else None
+
+    def unposted(self, *, due: bool = False) -> list[Unposted]:
+        """The kept statuses, oldest first; with `due`, only those whose next try is not later than now."""
+        if due:
+            rows = self._rows("SELECT * FROM unposted WHERE next_at <= ? ORDER BY at", (self._clock(),))
         else:
-            self._exec("DELETE FROM unposted WHERE revision=? AND context=? AND at=?", (revision, context, at))
+            rows = self._rows("SELECT * FROM unposted ORDER BY at")
+        return [_unposted(r) for r in rows]
 
     # ---- webhook deliveries already handled ----------------------------------------------------
     def has_delivery(self, delivery: str) -> bool:
@@ -246,11 +287,6 @@ class Journal:
                          " (SELECT id FROM deliveries ORDER BY received_at DESC LIMIT ?)",
                          (self._clock() - max_age_s, max(0, max_rows)))
         return max(0, cur.rowcount)
-
-    def unposted(self) -> list[Unposted]:
-        rows = self._rows("SELECT * FROM unposted ORDER BY at")
-        return [Unposted(revision=r["revision"], context=r["context"], state=r["state"],
-                         description=r["description"], target_url=r["target_url"], at=r["at"]) for r in rows]
 
 
 class JournalDeliveries:
@@ -276,3 +312,9 @@ def _run(row: sqlite3.Row) -> RunRow:
         statuses=json.loads(row["statuses_json"] or "[]"), superseded_by=row["superseded_by"],
         recovered=bool(row["recovered"]),
     )
+
+
+def _unposted(row: sqlite3.Row) -> Unposted:
+    return Unposted(revision=row["revision"], context=row["context"], state=row["state"],
+                    description=row["description"], target_url=row["target_url"], at=row["at"],
+                    attempts=row["attempts"], next_at=row["next_at"])
