@@ -96,3 +96,8 @@ class BackendError(ReconcilerError):
 
 class TransientBackendError(BackendError):
     """A backend failure worth retrying: unreachable engine, timeout, 5xx. Never means 'dead'."""
+
+
+class AnotherWriter(ReconcilerError):
+    """Another reconciler holds this instance (its state-dir lock, or its lease on the engine): this one
+    must not write. The message names the holder."""

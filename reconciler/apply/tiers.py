@@ -6,7 +6,8 @@ Steps for a tier:
 2. on an action failure: roll back every workspace the tier touched (failed ones too: a backend
    keeps what it replaced until commit/rollback) -> tier FAILED (config error) or ERROR (backend);
 3. health gate over the touched workspaces (`gate.py`);
-4. gate passed -> commit them, then run the tier's deletes (deletes come last and only once the
+4. gate passed -> commit them (a commit that fails is a tier ERROR: what it kept stays for the
+   next recovery to drop), then run the tier's deletes (deletes come last and only once the
    tier proved healthy, so a failed canary deletes nothing); gate FAILED -> roll them back;
    gate ERROR (health unknown) -> neither: nothing is decided on a guess.
 Interrupt (`stop`): no new action starts, in-flight ones finish, the gate wait ends; finished
@@ -74,7 +75,10 @@ def run_tier(ctx: RunContext, plan: Plan, tier: Tier) -> TierResult:
         ctx.interrupted = True
         return finish(Outcome.SKIPPED, results, gate, message="interrupted")
 
-    cleanup(ctx, "commit", touched)
+    uncommitted = sorted(set(touched) - set(cleanup(ctx, "commit", touched)))
+    if uncommitted:  # what it kept stays until recovery finishes the commit: the tier did not end cleanly
+        return finish(Outcome.ERROR, results, gate,
+                      message=f"{uncommitted[0]}: commit failed (finished by the next recovery)")
     deleted = run_actions(ctx, plan, deletes)
     failed = [r for r in deleted if r.outcome in (Outcome.FAILED, Outcome.ERROR)]
     if failed:

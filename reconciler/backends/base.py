@@ -15,6 +15,26 @@ from reconciler.model.observed import ObservedWorkspace
 from reconciler.model.plan import Action
 
 
+class Lease(Protocol):
+    """The backend's claim that this process is the one writer of its instance (see `lease`)."""
+
+    def acquire(self) -> None:
+        """Hold it, or raise AnotherWriter naming the holder."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class NoLease:
+    """For a backend nothing else can reach (in memory)."""
+
+    def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
 @runtime_checkable
 class Backend(Protocol):
     instance_id: str
@@ -42,4 +62,15 @@ class Backend(Protocol):
 
     def rollback(self, workspace_id: str) -> None:
         """The gate failed: put back what the last apply replaced (a create is removed)."""
+        ...
+
+    def lease(self, owner: str, holder: str) -> Lease:
+        """The lease on this instance id in the backend itself (`owner`: one id per state dir;
+        `holder`: a line naming host, process and state dir, shown to whoever is refused)."""
+        ...
+
+    def recover(self) -> list[str]:
+        """Before planning, after a crash or an unfinished run: finish or undo every change that was
+        started and neither committed nor rolled back, and sweep what a dead process left behind.
+        Returns the workspaces it acted on. Raises TransientBackendError when unreachable."""
         ...

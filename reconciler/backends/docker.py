@@ -5,23 +5,26 @@ Implements the `Backend` protocol. What it keeps where:
   (the label JSON it decoded is reused by the next listing: `docker_listing.py`);
 - `<state_dir>/docker-<instance>-overrides.json` holds label overrides after in-place updates
   (Docker labels are immutable; see `docker_state.py`: losing it is harmless);
-- in memory, per workspace, what the last apply did (`_Pending`) until `commit` or `rollback`;
-  without it (a new process), rollback infers from the engine: a `.prev-*` container or a
-  snapshot volume.
+- `<state_dir>/docker-<instance>-intents.sqlite` holds, per workspace, the change under way
+  (written before its first effect, cleared by commit or rollback) and the spec last verified
+  (`docker_intents.py`): `recover` reads it after a crash.
 
 Per action (only containers/volumes labelled with this instance id are ever touched; labels are
 checked before any destructive call):
-  CREATE    pull if missing (a ref seen present is not inspected again), volume (one call: create,
-            which returns the volume already there), container, /configs content, start
+  CREATE    pull if missing, volume, container set up as `<name>.new-<random>`, /configs
+            content, start, and only then renamed to `<name>`: a workspace under its own name
+            always has its files (a kill before the rename leaves a `.new-*` that `recover` removes)
   UPDATE    restart=False: rewrite /configs in place (snapshot kept), same container keeps running,
             override recorded; restart=True: as RECREATE
   RECREATE  stop old, rename it `<name>.prev-<id>`, rewrite /configs if its content changed
-            (snapshot kept), create and start the new one on the same volume
-  DELETE    stop, remove container, then the volume only if the stop really succeeded
-`commit` drops the `.prev` container and the snapshot (no engine call after a create on a volume
-it made: nothing was kept, see `_Pending.kept_nothing`); `rollback` removes a create, or puts the
-`.prev` container, the snapshot and the previous override back. Runtime images need /bin/sh
-(helper containers run the /configs swap; see `docker_configs.py`).
+            (snapshot kept), set up the new one as for CREATE on the same volume
+  DELETE    stop, remove container, its copies, then the volumes only if the stop really succeeded
+`commit` drops the `.prev` container and the snapshot and records the spec as verified;
+`rollback` removes a create (and its volume), or puts back the one `.prev` container this change
+replaced, the snapshot and the previous override. `recover` (every start) finishes or undoes
+exactly the changes that have an intent, and sweeps helpers, `.new-*`/`.prev-*` copies and
+snapshots no intent explains. Runtime images need /bin/sh (helper containers run the /configs
+swap; see `docker_configs.py`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,8 @@ from reconciler.backends.docker_engine import (
     run_helper,
 )
 from reconciler.backends.docker_health import SettleTracker, health_from_inspect
+from reconciler.backends.docker_intents import Intent, IntentStore, Phase, Verified
+from reconciler.backends.docker_lease import EngineLease
 from reconciler.backends.docker_listing import ListingMemo, observe
 from reconciler.backends.docker_objects import InstanceObjects
 from reconciler.backends.docker_state import Override, OverrideStore
@@ -57,25 +62,7 @@ from reconciler.model.observed import ObservedWorkspace
 from reconciler.model.plan import Action
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Pending:
-    """What the last apply of one workspace did, until commit or rollback."""
-
-    kind: ActionKind
-    volume_created: bool = False
-    prev_name: str | None = None
-    prev_override: Override | None = None
-    kept: bool = False  # a replacement or in-place update kept something for rollback since
-
-    @property
-    def kept_nothing(self) -> bool:
-        """A create on a volume it made itself, nothing replaced since: commit has nothing to drop.
-        Every `.prev` container mounts the workspace's volume and the engine never removes a volume
-        in use, so a fresh volume means there is none; a snapshot only comes with a replacement or
-        an in-place update (`kept`), and a create that became a replacement is recorded as one."""
-        return self.kind is ActionKind.CREATE and self.volume_created and not self.kept
+SESSION = uuid.uuid4().hex[:12]  # labels the helpers and snapshots this process makes (see `recover`)
 
 
 class DockerBackend:
@@ -111,8 +98,9 @@ class DockerBackend:
             stop_timeout=stop_timeout,
             settle=self._settle,
         )
-        self.overrides = OverrideStore(Path(state_dir) / f"docker-{instance_id}-overrides.json")
-        self._pending: dict[str, _Pending] = {}
+        self.overrides = OverrideStore.open(Path(state_dir) / f"docker-{instance_id}-overrides.json")
+        self.intents = IntentStore.open(Path(state_dir) / f"docker-{instance_id}-intents.sqlite")
+        self.session = SESSION
         self._images: set[str] = set()  # refs this backend saw present: not inspected again
         self._memo = ListingMemo(None)  # what the last `list_owned` decoded, for the next one
         self._lock = threading.Lock()
@@ -230,22 +218,23 @@ class DockerBackend:
             self._images.discard(ref)
             return True
 
-    def _remember(self, workspace_id: str, pending: _Pending) -> _Pending:
-        """Record the first change since the last commit/rollback; a retry keeps the original."""
-        with self._lock:
-            existing = self._pending.get(workspace_id)
-            if existing is not None:
-                return existing
-            self._pending[workspace_id] = pending
-        if pending.kind is not ActionKind.CREATE:
-            self.objects.remove_volume(lb.snapshot_volume_name(self.instance_id, workspace_id), workspace_id)
-        return pending
+    def _begin(self, desired: DesiredWorkspace, kind: ActionKind, revision: str | None,
+               prev_id: str | None = None) -> Intent:
+        """Write the intent down before the first effect. A new change drops a stale snapshot (the
+        sync script snapshots only when none is complete); a retry keeps the first one's record."""
+        fresh = self.intents.get(desired.id) is None
+        intent = self.intents.begin(Intent(workspace=desired.id, kind=kind, phase=Phase.APPLYING,
+                                           spec_hash=desired.spec_hash, revision=revision, prev_id=prev_id,
+                                           prev_override=self.overrides.get(desired.id)))
+        if fresh and kind is not ActionKind.CREATE:
+            self.objects.remove_volume(lb.snapshot_volume_name(self.instance_id, desired.id), desired.id)
+        return intent
 
     def _sync_configs(self, desired: DesiredWorkspace, image: str, *, snapshot: bool) -> None:
         _, volume, snap = self._names(desired.id)
         binds = {volume: "/configs"}
         if snapshot:
-            self.objects.ensure_volume(desired.id, snap, lb.ROLE_SNAPSHOT)
+            self.objects.ensure_volume(desired.id, snap, lb.ROLE_SNAPSHOT, session=self.session)
             binds[snap] = "/snapshot"
         run_helper(
             self._api(),
@@ -253,89 +242,93 @@ class DockerBackend:
             script=cfg.SYNC_SCRIPT,
             binds=binds,
             env=cfg.sync_env(desired.plugins, snapshot=snapshot),
-            labels=lb.auxiliary_labels(self.instance_id, desired.id, lb.ROLE_HELPER),
+            labels=lb.auxiliary_labels(self.instance_id, desired.id, lb.ROLE_HELPER, self.session),
             archive=cfg.configs_archive(desired.files.root if desired.files else None, desired.plugins, staged=True),
             timeout=self._helper_timeout,
             what=f"writing /configs of workspace {desired.id}",
         )
 
     def _create(self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None) -> None:
-        api = self._api()
         name, volume, _ = self._names(desired.id)
         image = self._image(desired)
-        volume_created = self.objects.ensure_volume(desired.id, volume)
-        pending = self._remember(desired.id, _Pending(ActionKind.CREATE, volume_created))
-        spec = self.objects.container_spec(desired, secret_env, revision, image)
-        try:
-            cid = api.create_container(**spec)["Id"]
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
-            self._create_over_existing(desired, secret_env, revision, image, pending)
-            return
-        if volume_created:
-            if desired.files or cfg.installable(desired.plugins):  # nothing to write: the fresh volume is right
-                archive = cfg.configs_archive(desired.files.root if desired.files else None, desired.plugins,
-                                              staged=False)
-                api.put_archive(cid, "/configs", archive)
-        else:
-            self._sync_configs(desired, image, snapshot=False)
-        api.start(cid)
-        self.overrides.put(desired.id, None)
+        self._begin(desired, ActionKind.CREATE, revision)
+        fresh = self.objects.ensure_volume(desired.id, volume)
+        if not fresh:  # a volume in place: maybe a container too (a retry, or a stale plan)
+            current = self.objects.inspect(name)
+            if current is not None:
+                self.objects.owned_or_fail(current, desired.id, "replace")
+                if self._effective(current)[0] == desired.spec_hash and (current.get("State") or {}).get("Running"):
+                    self.intents.update(desired.id, phase=Phase.APPLIED)
+                    return
+                self._recreate(desired, secret_env, revision, ActionKind.RECREATE)
+                return
+        self._set_up(desired, secret_env, revision, image, lambda cid: self._write_new(cid, desired, image, fresh))
 
-    def _create_over_existing(
-        self,
-        desired: DesiredWorkspace,
-        secret_env: Mapping[str, str],
-        revision: str | None,
-        image: str,
-        pending: _Pending,
-    ) -> None:
-        """The name is taken: a retry of this create (finish it) or a stale plan (replace it)."""
+    def _write_new(self, cid: str, desired: DesiredWorkspace, image: str, fresh_volume: bool) -> None:
+        """/configs of a container not started yet: one archive into a fresh volume, else the helper."""
+        if not fresh_volume:
+            self._sync_configs(desired, image, snapshot=False)
+        elif desired.files or cfg.installable(desired.plugins):  # nothing to write: the fresh volume is right
+            archive = cfg.configs_archive(desired.files.root if desired.files else None, desired.plugins, staged=False)
+            self._api().put_archive(cid, "/configs", archive)
+
+    def _set_up(self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, image: str,
+                write: Callable[[str], None]) -> None:
+        """Create the container under a temporary name, write its files, start it, and only then give
+        it the workspace's name: the listing never sees a workspace whose files are not in place."""
+        api = self._api()
         name = lb.container_name(self.instance_id, desired.id)
-        existing = self.objects.inspect(name)
-        if existing is None:
-            raise TransientBackendError(f"docker: container {name} of {desired.id} vanished while creating")
-        self.objects.owned_or_fail(existing, desired.id, "replace")
-        if self._effective(existing)[0] == desired.spec_hash:
-            state = existing.get("State") or {}
-            if not state.get("Running"):
-                if not state.get("StartedAt") or state["StartedAt"].startswith("0001-"):
-                    self._sync_configs(desired, image, snapshot=False)  # an earlier attempt may have stopped short
-                self._api().start(existing["Id"])
-            return
-        with self._lock:
-            if self._pending.get(desired.id) is pending and pending.kind is ActionKind.CREATE:
-                del self._pending[desired.id]  # not a create after all
-        self._recreate(desired, secret_env, revision, ActionKind.RECREATE)
+        temp = lb.new_container_name(self.instance_id, desired.id, uuid.uuid4().hex[:8])
+        cid = api.create_container(**self.objects.container_spec(desired, secret_env, revision, image, temp))["Id"]
+        write(cid)
+        api.start(cid)
+        try:
+            api.rename(cid, name)
+        except docker.errors.APIError as exc:
+            self.objects.remove_container(cid)
+            taken = self.objects.inspect(name) if exc.status_code == 409 else None
+            if taken is None:
+                raise
+            self.objects.owned_or_fail(taken, desired.id, "replace")
+            raise TransientBackendError(f"docker: the name {name} of {desired.id} was taken meanwhile") from None
+        self.overrides.put(desired.id, None)
+        self.intents.update(desired.id, phase=Phase.APPLIED)
 
     def _recreate(
         self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, kind: ActionKind
     ) -> None:
-        api = self._api()
         name, volume, _ = self._names(desired.id)
         old = self.objects.inspect(name)
         if old is not None:
             self.objects.owned_or_fail(old, desired.id, "replace")
             if self._effective(old)[0] == desired.spec_hash:
                 if not (old.get("State") or {}).get("Running"):
-                    api.start(old["Id"])
+                    self._api().start(old["Id"])
+                self.intents.update(desired.id, phase=Phase.APPLIED)
                 return  # already done (a retry)
         image = self._image(desired)
-        pending = self._remember(desired.id, _Pending(kind, prev_override=self.overrides.get(desired.id)))
-        pending.kept = True
-        old_configs = self._effective(old)[1] if old is not None else ""
-        if old is not None:
-            self.objects.stop(old["Id"])
-            prev = lb.prev_container_name(self.instance_id, desired.id, old["Id"])
-            api.rename(old["Id"], prev)
-            pending.prev_name = pending.prev_name or prev
-        self.objects.ensure_volume(desired.id, volume)
-        if old_configs != lb.configs_fingerprint(desired):
-            self._sync_configs(desired, image, snapshot=True)
-        cid = api.create_container(**self.objects.container_spec(desired, secret_env, revision, image))["Id"]
-        api.start(cid)
-        self.overrides.put(desired.id, None)
+        intent = self._begin(desired, kind, revision, prev_id=str(old["Id"]) if old is not None else None)
+        if old is not None and old["Id"] != intent.prev_id:  # the row is older than what runs: re-aim it
+            stale = self.objects.inspect(intent.prev_id) if intent.prev_id else None
+            if stale is not None and self._is_copy({"Labels": (stale.get("Config") or {}).get("Labels"),
+                                                    "Names": [stale.get("Name", "")]}):
+                self.objects.remove_container(stale["Id"])
+            intent = self.intents.update(desired.id, prev_id=str(old["Id"]),
+                                         prev_override=self.overrides.get(desired.id)) or intent
+        replaced = self.objects.inspect(intent.prev_id) if intent.prev_id else None
+        if replaced is not None:
+            self.objects.stop(replaced["Id"])
+            if not str(replaced.get("Name", "")).lstrip("/").startswith(f"{name}.prev-"):
+                self._api().rename(replaced["Id"], lb.prev_container_name(self.instance_id, desired.id, replaced["Id"]))
+        fresh = self.objects.ensure_volume(desired.id, volume)
+        old_configs = self._effective(replaced)[1] if replaced is not None else ""
+        if fresh:
+            write: Callable[[str], None] = lambda cid: self._write_new(cid, desired, image, True)  # noqa: E731
+        else:
+            if old_configs != lb.configs_fingerprint(desired):
+                self._sync_configs(desired, image, snapshot=True)
+            write = lambda cid: None  # noqa: E731
+        self._set_up(desired, secret_env, revision, image, write)
 
     def _update_in_place(self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None) -> None:
         name, _, _ = self._names(desired.id)
@@ -344,8 +337,7 @@ class DockerBackend:
             self._recreate(desired, secret_env, revision, ActionKind.RECREATE)
             return
         self.objects.owned_or_fail(current, desired.id, "update")
-        pending = self._remember(desired.id, _Pending(ActionKind.UPDATE, prev_override=self.overrides.get(desired.id)))
-        pending.kept = True
+        self._begin(desired, ActionKind.UPDATE, revision)
         self._sync_configs(desired, str(current["Image"]), snapshot=True)
         self.overrides.put(
             desired.id,
@@ -358,88 +350,168 @@ class DockerBackend:
                 plugins=lb.plugin_shas(desired),
             ),
         )
+        self.intents.update(desired.id, phase=Phase.APPLIED)
 
-    # -- delete, commit, rollback ------------------------------------------------------------
+    # -- delete, commit, rollback, recover ---------------------------------------------------
 
     def _delete(self, workspace_id: str) -> None:
+        self.intents.begin(Intent(workspace=workspace_id, kind=ActionKind.DELETE, phase=Phase.DELETING))
         name, volume, snap = self._names(workspace_id)
         current = self.objects.inspect(name)
         if current is not None:
             self.objects.owned_or_fail(current, workspace_id, "delete")
             self.objects.stop(current["Id"])  # a failed stop raises here: the volume is kept
             self.objects.remove_container(current["Id"])
-        for prev in self.objects.prev_containers(workspace_id):
-            self.objects.stop(prev["Id"])
-            self.objects.remove_container(prev["Id"])
+        for copy in self.objects.prev_containers(workspace_id) + self.objects.new_containers(workspace_id):
+            self.objects.stop(copy["Id"])
+            self.objects.remove_container(copy["Id"])
         self.objects.remove_volume(snap, workspace_id)
         self.objects.remove_volume(volume, workspace_id)
         self.overrides.put(workspace_id, None)
-        with self._lock:
-            self._pending.pop(workspace_id, None)
+        self.intents.finish(workspace_id, forget=True)
 
     def commit(self, workspace_id: str) -> None:
-        with self._lock:
-            pending = self._pending.get(workspace_id)
-            if pending is not None and pending.kept_nothing:
-                del self._pending[workspace_id]
-                return
-        with mapped("committing", workspace_id):
-            for prev in self.objects.prev_containers(workspace_id):
-                self.objects.remove_container(prev["Id"])
-            self.objects.remove_volume(lb.snapshot_volume_name(self.instance_id, workspace_id), workspace_id)
-        with self._lock:
-            self._pending.pop(workspace_id, None)
+        intent = self.intents.get(workspace_id)
+        if intent is not None:
+            self.intents.update(workspace_id, phase=Phase.COMMITTING)
+        kept_nothing = intent is not None and intent.kind is ActionKind.CREATE and intent.prev_id is None
+        if not kept_nothing:  # a create made no copy and no snapshot: nothing to drop, no engine call
+            with mapped("committing", workspace_id):
+                for copy in self.objects.prev_containers(workspace_id) + self.objects.new_containers(workspace_id):
+                    self.objects.remove_container(copy["Id"])
+                self.objects.remove_volume(lb.snapshot_volume_name(self.instance_id, workspace_id), workspace_id)
+        verified = Verified(workspace=workspace_id, spec_hash=intent.spec_hash, revision=intent.revision) \
+            if intent is not None and intent.spec_hash else None
+        self.intents.finish(workspace_id, verified)
 
     def rollback(self, workspace_id: str) -> None:
         with mapped("rolling back", workspace_id):
             self._rollback(workspace_id)
-        with self._lock:
-            self._pending.pop(workspace_id, None)
+        self.intents.finish(workspace_id)
 
     def _rollback(self, workspace_id: str) -> None:
-        api = self._api()
+        intent = self.intents.update(workspace_id, phase=Phase.ROLLING_BACK)
         name, volume, snap = self._names(workspace_id)
-        with self._lock:
-            pending = self._pending.get(workspace_id)
-        prevs = self.objects.prev_containers(workspace_id)
-        if pending is None and not prevs and not self.objects.has_volume(snap):
-            return  # nothing recorded, nothing kept: nothing to undo
+        for copy in self.objects.new_containers(workspace_id):
+            self.objects.remove_container(copy["Id"])
+        if intent is None:
+            self._drop_strays(workspace_id)
+            return
         current = self.objects.inspect(name)
-        if pending is not None and pending.kind is ActionKind.CREATE:
+        if intent.kind is ActionKind.CREATE and intent.prev_id is None:
+            if current is not None and not lb.is_owned((current.get("Config") or {}).get("Labels"),
+                                                       self.instance_id, workspace_id):
+                current = None  # a container this reconciler does not own took the name: left alone
+            elif current is not None and self._effective(current)[0] != intent.spec_hash:
+                return  # was there before this create began (a stale plan): not this change's to undo
             log.info("rollback: removing created workspace", extra={"workspace": workspace_id})
-            # a container at the name without our labels was not created by us (the name was taken): left alone
-            labels = (current.get("Config") or {}).get("Labels") if current is not None else None
-            if current is not None and lb.is_owned(labels, self.instance_id, workspace_id):
+            if current is not None:
                 self.objects.remove_container(current["Id"])
-            if pending.volume_created:
-                self.objects.remove_volume(volume, workspace_id)
+            self.objects.remove_volume(snap, workspace_id)
+            self.objects.remove_volume(volume, workspace_id)  # configs are derived: the next create writes them
             self.overrides.put(workspace_id, None)
             return
         if current is not None:
             self.objects.owned_or_fail(current, workspace_id, "roll back")
-        restored = None
-        if prevs:
-            restored = prevs[0]
-            if pending and pending.prev_name:
-                restored = next((p for p in prevs if pending.prev_name in p.get("Names", [""])[0]), restored)
-            if current is not None:
+        replaced = self.objects.inspect(intent.prev_id) if intent.prev_id else None
+        if replaced is not None and current is not None and current["Id"] != replaced["Id"]:
+            if self._newer_than_replaced(workspace_id, current, replaced):
+                log.warning("rollback: the running container is the verified spec; the copy is dropped instead",
+                            extra={"workspace": workspace_id})
+                self.objects.remove_container(replaced["Id"])
+                replaced = None
+            else:
                 self.objects.remove_container(current["Id"])
-        image_holder = restored or current
-        if image_holder is not None and self.objects.has_volume(snap):
+        holder = replaced or current
+        if holder is not None and self.objects.has_volume(snap):
             run_helper(
-                api,
-                image=str(image_holder.get("ImageID") or image_holder.get("Image")),
+                self._api(),
+                image=str(holder.get("Image")),
                 script=cfg.RESTORE_SCRIPT,
                 binds={volume: "/configs", snap: "/snapshot"},
                 env={},
-                labels=lb.auxiliary_labels(self.instance_id, workspace_id, lb.ROLE_HELPER),
+                labels=lb.auxiliary_labels(self.instance_id, workspace_id, lb.ROLE_HELPER, self.session),
                 archive=None,
                 timeout=self._helper_timeout,
                 what=f"restoring /configs of workspace {workspace_id}",
             )
-        if restored is not None:
-            api.rename(restored["Id"], name)
-            api.start(restored["Id"])
-        self.overrides.put(workspace_id, pending.prev_override if pending else None)
+        if replaced is not None:
+            if str(replaced.get("Name", "")).lstrip("/") != name:
+                self._api().rename(replaced["Id"], name)
+            self._api().start(replaced["Id"])
+            self.overrides.put(workspace_id, intent.prev_override)
+        elif current is not None:
+            if not (current.get("State") or {}).get("Running"):
+                self._api().start(current["Id"])  # stopped for a replacement that never happened
+            override = intent.prev_override
+            self.overrides.put(workspace_id, override if override and override.container_id == current["Id"] else None)
         self.objects.remove_volume(snap, workspace_id)
-        log.info("rolled back", extra={"workspace": workspace_id, "restored_container": bool(restored)})
+        log.info("rolled back", extra={"workspace": workspace_id, "restored_container": replaced is not None})
+
+    def _newer_than_replaced(self, workspace_id: str, current: Mapping[str, Any], replaced: Mapping[str, Any]) -> bool:
+        """True when the running container holds the workspace's verified spec and the copy does not:
+        putting the copy back would downgrade what passed a health gate."""
+        verified = self.intents.verified(workspace_id)
+        if verified is None:
+            return False
+        return self._effective(current)[0] == verified.spec_hash != self._effective(replaced)[0]
+
+    def _drop_strays(self, workspace_id: str) -> None:
+        """No intent (a state dir lost, or a change the engine finished before the row was written):
+        copies and snapshots nothing explains are dropped; a missing workspace is planned again."""
+        for copy in self.objects.prev_containers(workspace_id):
+            self.objects.remove_container(copy["Id"])
+        self.objects.remove_volume(lb.snapshot_volume_name(self.instance_id, workspace_id), workspace_id)
+
+    def lease(self, owner: str, holder: str) -> EngineLease:
+        return EngineLease(self._api, self.instance_id, owner, holder)
+
+    def recover(self) -> list[str]:
+        """After a crash: finish or undo each change with an intent, then sweep helpers, copies and
+        snapshots left by a dead process. Returns the workspaces it acted on. Call it holding the
+        instance's lock and lease, before planning."""
+        acted: list[str] = []
+        with mapped("recovering"):
+            containers, _ = self.objects.everything()
+            for row in containers:  # helpers: every one belongs to a process that is gone
+                labels = row.get("Labels") or {}
+                if labels.get(lb.ROLE) == lb.ROLE_HELPER and labels.get(lb.SESSION) != self.session:
+                    self.objects.remove_container(row["Id"])
+        for intent in self.intents.pending():
+            ws = intent.workspace
+            try:
+                if intent.kind is ActionKind.DELETE:
+                    with mapped("deleting", ws):
+                        self._delete(ws)
+                elif intent.undo:
+                    self.rollback(ws)
+                else:
+                    self.commit(ws)
+            except BackendError as exc:
+                log.error("recovery of a workspace failed; tried again at the next start",
+                          extra={"workspace": ws, "error": str(exc)})
+                continue
+            acted.append(ws)
+            log.info("recovered an interrupted change", extra={
+                "workspace": ws, "action": intent.kind.value,
+                "outcome": "undone" if intent.undo and intent.kind is not ActionKind.DELETE else "finished"})
+        with mapped("recovering"):
+            containers, volumes = self.objects.everything()
+            strays = {str((r.get("Labels") or {}).get(lb.WORKSPACE)) for r in containers
+                      if self._is_copy(r)} | {
+                str((v.get("Labels") or {}).get(lb.WORKSPACE)) for v in volumes
+                if (v.get("Labels") or {}).get(lb.ROLE) == lb.ROLE_SNAPSHOT}
+            busy = {i.workspace for i in self.intents.pending()}  # recovery failed: left for the next start
+            for ws in sorted(strays - busy - {"None"}):
+                for copy in self.objects.new_containers(ws):
+                    self.objects.remove_container(copy["Id"])
+                self._drop_strays(ws)
+                log.info("swept copies left by an interrupted run", extra={"workspace": ws})
+                acted.append(ws)
+        return sorted(set(acted))
+
+    def _is_copy(self, row: Mapping[str, Any]) -> bool:
+        ws = str((row.get("Labels") or {}).get(lb.WORKSPACE) or "")
+        names = [n.lstrip("/") for n in row.get("Names") or []]
+        return bool(ws) and any(lb.is_prev_name(n, self.instance_id, ws) or lb.is_new_name(n, self.instance_id, ws)
+                                for n in names)

@@ -71,13 +71,13 @@ class InstanceObjects:
                 "rename or remove it by hand"
             )
 
-    def ensure_volume(self, workspace_id: str, name: str, role: str | None = None) -> bool:
+    def ensure_volume(self, workspace_id: str, name: str, role: str | None = None, session: str | None = None) -> bool:
         """True when the volume was created now (fresh and empty). One round trip: the engine's
         volume create returns the volume already there, labels and all, so a random token in the
         create's labels tells "created by this call" from "was there before" exactly."""
         api = self._api()
         token = uuid.uuid4().hex
-        labels = {**lb.auxiliary_labels(self.instance_id, workspace_id, role), CREATE_TOKEN: token}
+        labels = {**lb.auxiliary_labels(self.instance_id, workspace_id, role, session), CREATE_TOKEN: token}
         try:
             existing = api.create_volume(name, labels=labels)
         except docker.errors.APIError as exc:
@@ -128,15 +128,31 @@ class InstanceObjects:
 
     def prev_containers(self, workspace_id: str) -> list[dict[str, Any]]:
         """`.prev-*` containers of a workspace, newest first."""
+        return self.copies(workspace_id, lb.is_prev_name)
+
+    def new_containers(self, workspace_id: str) -> list[dict[str, Any]]:
+        """`.new-*` containers of a workspace: set up by a create that never finished."""
+        return self.copies(workspace_id, lb.is_new_name)
+
+    def copies(self, workspace_id: str, kind: Callable[[str, str, str], bool]) -> list[dict[str, Any]]:
+        """Owned containers of a workspace whose name `kind` accepts, newest first."""
         filters = {"label": [*lb.owner_filters(self.instance_id), f"{lb.WORKSPACE}={workspace_id}"]}
         rows = self._api().containers(all=True, filters=filters)
-        prevs = [
+        found = [
             r
             for r in rows
-            if any(lb.is_prev_name(n.lstrip("/"), self.instance_id, workspace_id) for n in r.get("Names") or [])
+            if any(kind(n.lstrip("/"), self.instance_id, workspace_id) for n in r.get("Names") or [])
             and lb.is_owned(r.get("Labels"), self.instance_id, workspace_id)
         ]
-        return sorted(prevs, key=lambda r: int(r.get("Created") or 0), reverse=True)
+        return sorted(found, key=lambda r: int(r.get("Created") or 0), reverse=True)
+
+    def everything(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(containers, volumes) carrying this instance's label: workloads, copies, helpers, snapshots."""
+        api = self._api()
+        label = f"{lb.INSTANCE}={self.instance_id}"
+        containers = api.containers(all=True, filters={"label": label})
+        volumes = (api.volumes(filters={"label": label}) or {}).get("Volumes") or []
+        return list(containers), list(volumes)
 
     def has_volume(self, name: str) -> bool:
         try:
@@ -146,9 +162,11 @@ class InstanceObjects:
             return False
 
     def container_spec(
-        self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, image: str
+        self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, image: str,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        name = lb.container_name(self.instance_id, desired.id)
+        """The create call's arguments; `name` is where it is set up (renamed to its own name once it runs)."""
+        name = name or lb.container_name(self.instance_id, desired.id)
         volume = lb.volume_name(self.instance_id, desired.id)
         limits: dict[str, Any] = {}
         if desired.resources:

@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,12 +39,25 @@ class Override(BaseModel):
 
 
 class OverrideStore:
-    """Thread-safe map workspace id -> Override, persisted to one JSON file."""
+    """Thread-safe map workspace id -> Override, persisted to one JSON file; one per file per
+    process (`open`), so backends built with different settings never hold diverging copies."""
+
+    _open: ClassVar[dict[Path, OverrideStore]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, Override] = self._load()
+
+    @classmethod
+    def open(cls, path: Path) -> OverrideStore:
+        key = path.resolve()
+        with cls._open_lock:
+            store = cls._open.get(key)
+            if store is None:
+                store = cls._open[key] = cls(path)
+            return store
 
     def _load(self) -> dict[str, Override]:
         try:

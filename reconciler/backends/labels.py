@@ -11,6 +11,8 @@ Names, chosen so two reconciler instances on one engine never collide:
     volume      <container>.configs                 (mounted at /configs)
     snapshot    <container>.snapshot                (previous /configs content until commit/rollback)
     previous    <container>.prev-<old id[:12]>      (replaced container kept until commit/rollback)
+    new         <container>.new-<random>            (a container being set up: renamed to <container>
+                                                     once /configs is written and it runs)
 
 Each component is reduced to `[A-Za-z0-9-]` (no dots), so the dots make a plain name decode to
 exactly one (instance, org, key). When sanitising changes a component, a component is empty, or
@@ -40,6 +42,7 @@ IMAGE = "reconciler.image"
 PLUGINS = "reconciler.plugins"  # {plugin name: installed commit SHA}: drift reasons and `track: none`
 CONFIGS_HASH = "reconciler.configs-hash"  # backend-internal: fingerprint of what /configs should hold
 ROLE = "reconciler.role"  # set on helper containers and snapshot volumes only
+SESSION = "reconciler.session"  # on helpers and snapshots: the backend process that made them (sweeps)
 
 ROLE_HELPER = "helper"
 ROLE_SNAPSHOT = "snapshot"
@@ -87,13 +90,16 @@ def workload_labels(
     return labels
 
 
-def auxiliary_labels(instance_id: str, workspace_id: str, role: str | None = None) -> dict[str, str]:
+def auxiliary_labels(instance_id: str, workspace_id: str, role: str | None = None,
+                     session: str | None = None) -> dict[str, str]:
     """Labels of volumes and helper containers: owned by the instance, never listed as workloads."""
     labels = {INSTANCE: instance_id, WORKSPACE: workspace_id}
     if role:
         labels[ROLE] = role
     else:
         labels[MANAGED] = "true"
+    if session:
+        labels[SESSION] = session
     return labels
 
 
@@ -156,6 +162,14 @@ def prev_container_name(instance_id: str, workspace_id: str, old_container_id: s
 
 def is_prev_name(name: str, instance_id: str, workspace_id: str) -> bool:
     return name.startswith(container_name(instance_id, workspace_id) + ".prev-")
+
+
+def new_container_name(instance_id: str, workspace_id: str, token: str) -> str:
+    return f"{container_name(instance_id, workspace_id)}.new-{token}"
+
+
+def is_new_name(name: str, instance_id: str, workspace_id: str) -> bool:
+    return name.startswith(container_name(instance_id, workspace_id) + ".new-")
 
 
 def configs_fingerprint(desired: DesiredWorkspace) -> str:

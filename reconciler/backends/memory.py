@@ -21,6 +21,7 @@ import itertools
 import threading
 from collections.abc import Callable, Mapping
 
+from reconciler.backends.base import Lease, NoLease
 from reconciler.errors import BackendError, TransientBackendError
 from reconciler.model.desired import DesiredWorkspace
 from reconciler.model.enums import ActionKind, HealthState
@@ -110,6 +111,17 @@ class MemoryBackend:
             self._record("commit", workspace_id)
             self._reachable()
             self._previous.pop(workspace_id, None)
+
+    def lease(self, owner: str, holder: str) -> Lease:
+        return NoLease()
+
+    def recover(self) -> list[str]:
+        """Undo what a run left unverified (the memory outlives no process: only an interrupted run)."""
+        with self._lock:
+            pending = sorted(self._previous)
+        for ws in pending:
+            self.rollback(ws)
+        return pending
 
     def rollback(self, workspace_id: str) -> None:
         with self._lock:

@@ -10,10 +10,12 @@ import typer
 
 from reconciler.cli.options import APPLY, FORGE, OPERATOR, POLICY, SOURCE, AsJson, operator
 from reconciler.cli.output import progress, report
-from reconciler.errors import SourceError
+from reconciler.errors import AnotherWriter, ReconcilerError, SourceError
+from reconciler.model.config import ReconcilerFile
 from reconciler.pipeline.compose import Parts, build_forge, build_parts
-from reconciler.pipeline.passes import ForgePoster, PassOutcome, run_pass
+from reconciler.pipeline.passes import ForgePoster, PassOutcome, failed_outcome, run_pass
 from reconciler.pipeline.settings import Settings
+from reconciler.pipeline.writer import sole_writer
 from reconciler.source.checkout import Checkout
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also list unchanged workspaces")]
@@ -46,7 +48,19 @@ def apply_cmd(settings: Settings, source: str, ref: str | None, as_json: AsJson 
     tree = checkout_or_exit(parts, source, ref)
     if forge is not None and tree.revision is None:
         typer.echo("warning: --source is a plain directory: no commit to post statuses on", err=True)
-    outcome = _apply(parts, tree, progress_lines=not as_json)
+    try:
+        with sole_writer(parts.backend(ReconcilerFile()), settings.state_dir, "reconciler apply") as recovered:
+            if recovered and not as_json:
+                typer.echo(f"recovered {len(recovered)} workspace(s) an interrupted run left half-done: "
+                           + ", ".join(recovered), err=True)
+            outcome = _apply(parts, tree, progress_lines=not as_json)
+    except AnotherWriter as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ReconcilerError as exc:  # the engine is away before anything was planned: `error` on the commit
+        outcome = failed_outcome(tree.revision, exc)
+        if parts.forge is not None and tree.revision is not None:
+            ForgePoster(parts.forge).post_lines(tree.revision, outcome.statuses, _runs_url(parts))
     report(outcome, as_json=as_json, applied=True)
     raise typer.Exit(outcome.exit_code)
 
@@ -60,10 +74,14 @@ def _apply(parts: Parts, tree: Checkout, *, progress_lines: bool) -> PassOutcome
         stop.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    base = parts.settings.public_url.rstrip("/")
     try:
         return run_pass(tree, parts, poster=ForgePoster(parts.forge) if parts.forge else None,
-                        target_url=f"{base}/runs" if base else "", stop=stop,
+                        target_url=_runs_url(parts), stop=stop,
                         on_event=progress if progress_lines else None)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _runs_url(parts: Parts) -> str:
+    base = parts.settings.public_url.rstrip("/")
+    return f"{base}/runs" if base else ""

@@ -154,17 +154,25 @@ class Cli:
         port = emu.url.rsplit(":", 1)[1]
         self.policy = policy_file(work, f"127.0.0.1:{port}/agents/")
 
-    def apply(self, *extra: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
-        args = [
-            sys.executable, "-m", "reconciler", "apply",
-            "--source", self.emu.clone_url(*REPO.split("/")), "--ref", "main",
-            "--gitea-url", self.emu.url, "--gitea-repo", REPO, "--gitea-token-file", str(self.token_file),
+    def command(self, *extra: str, subcommand: str = "apply") -> list[str]:
+        """The command line of `reconciler apply` (or `plan`) against the emulator."""
+        forge = ["--gitea-url", self.emu.url, "--gitea-repo", REPO, "--gitea-token-file", str(self.token_file),
+                 "--public-url", PUBLIC_URL] if subcommand == "apply" else []
+        return [
+            sys.executable, "-m", "reconciler", subcommand,
+            "--source", self.emu.clone_url(*REPO.split("/")), "--ref", "main", *forge,
             "--instance-id", self.instance_id, "--state-dir", str(self.state_dir),
-            "--secrets-dir", str(self.secrets_dir), "--public-url", PUBLIC_URL, "--policy", str(self.policy), *extra,
+            "--secrets-dir", str(self.secrets_dir), "--policy", str(self.policy), *extra,
         ]
+
+    @staticmethod
+    def environment(env: dict[str, str] | None = None) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-        done = subprocess.run(args, cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return {**base, **(env or {})}
+
+    def apply(self, *extra: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
+        done = subprocess.run(self.command(*extra), cwd=ROOT, env=self.environment(env), capture_output=True,
+                              text=True, timeout=timeout, check=False)
         return Run(done.returncode, done.stdout, done.stderr)
 
 

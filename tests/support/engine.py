@@ -63,6 +63,7 @@ def cleanup(client: docker.DockerClient, instance_id: str) -> None:
         for row in client.api.containers(all=True, filters={"label": label}):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 client.api.remove_container(row["Id"], force=True)
-    for vol in client.api.volumes(filters={"label": f"reconciler.instance={instance_id}"}).get("Volumes") or []:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_volume(vol["Name"], force=True)
+    for label in (f"reconciler.instance={instance_id}", f"reconciler.lease={instance_id}"):
+        for vol in client.api.volumes(filters={"label": label}).get("Volumes") or []:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.api.remove_volume(vol["Name"], force=True)
