@@ -1,18 +1,23 @@
 """The worker: one reconcile at a time, the newest head wins, and a bad commit never blocks its fix.
 
 Requests come from webhooks, the poll, resync and retries (`submit`, quick: it only enqueues).
-Rules, all in `submit` and `_next`:
+Rules, all in `submit`, `_should_run` and `_after`:
 - a new head replaces whatever was queued; the queued commit it replaces is reported superseded
   (by the worker thread, never the webhook's) and never runs;
 - a new head arriving during a run is coalesced: the run goes on, except that a health gate wait
   (now or later in that run) ends at once (`RunControl.supersede`): the current action still
   finishes, the run is recorded superseded and the newest head is planned from the actual state;
 - a head already converged is not run again unless a resync asks (resync applies only on drift,
-  the executor decides); a head whose run `failed` (the change is wrong) is never retried;
-- `error` (the reconciler's own trouble) is retried with capped exponential backoff, only while
-  that commit is still the head;
+  the executor decides); a head whose run `failed` (the change is wrong) is never retried: a
+  resync of it heals instead (the executor keeps each tier at its last verified revision and
+  leaves the failed change and its statuses alone);
+- `error` (the reconciler's own trouble, a crash included) is retried with capped exponential
+  backoff, only while that commit is still the head, at most `max_retries` times per head: the
+  count goes on across resyncs until a run of that head ends otherwise or a new head comes, so a
+  resync of a head that keeps failing the same way is one more try, never a new round of retries;
 - `shutdown` (SIGTERM) stops the current run after its current action and exits the thread.
-The executor (what a run does) is injected, so these rules are tested without Docker or Gitea.
+The executor (what a run does) is injected, so these rules are tested without Docker or Gitea. It
+ends every run it starts itself (a crash included); if it raises anyway, the run counts as `error`.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class Worker:
         self._cond = threading.Condition()
         self._stopping = False
         self._timers: list[threading.Timer] = []
+        self._errors: tuple[str, int] | None = None  # (head, `error` runs in a row): what caps its retries
         self._thread = threading.Thread(target=self._loop, name="reconcile-worker", daemon=True)
 
     # ---- control -----------------------------------------------------------------------------
@@ -202,7 +208,7 @@ class Worker:
 
     def _should_run(self, request: Request) -> bool:
         known = self.known_status(request.sha)
-        if known == RunStatus.FAILED:
+        if known == RunStatus.FAILED and not request.resync:
             log.info("not retried: its last run failed (the change is wrong)", extra={"revision": request.sha})
             return False
         if known in CONVERGED and not request.resync:
@@ -214,19 +220,31 @@ class Worker:
         self.last_finished = self.clock()
         if status in CONVERGED or status == RunStatus.NOOP:
             self.last_success = self.last_finished
+        if status == RunStatus.SKIPPED:
+            return
+        errors = self._count_error(request.sha, status)
         if status != RunStatus.ERROR or self._stopping:
             return
-        if request.attempt >= self.max_retries:
-            log.warning("giving up retries until a new head or resync", extra={"revision": request.sha})
+        if errors > self.max_retries:
+            log.warning("giving up retries until a new head; a resync tries once more",
+                        extra={"revision": request.sha, "outcome": f"{errors} error(s) in a row"})
             return
-        delay = backoff_delay(request.attempt + 1, self.backoff_base_s, self.backoff_cap_s)
-        retry = Request(request.sha, Trigger.RETRY, resync=request.resync, attempt=request.attempt + 1)
+        delay = backoff_delay(errors, self.backoff_base_s, self.backoff_cap_s)
+        retry = Request(request.sha, Trigger.RETRY, resync=request.resync, attempt=errors)
         timer = threading.Timer(delay, self.submit, args=(retry,))
         timer.daemon = True
         with self._cond:
             self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
         log.info("retry scheduled", extra={"revision": request.sha, "duration_s": delay})
+
+    def _count_error(self, sha: str, status: RunStatus) -> int:
+        """`error` runs of `sha` in a row, this one included (0 once a run of it ended otherwise)."""
+        with self._cond:
+            before = self._errors[1] if self._errors is not None and self._errors[0] == sha else 0
+            count = before + 1 if status == RunStatus.ERROR else 0
+            self._errors = (sha, count) if count else None
+            return count
 
     @staticmethod
     def _safely(call: Callable[[], RunStatus | None] | Callable[[], None], sha: str) -> RunStatus | None:

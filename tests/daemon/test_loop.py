@@ -75,7 +75,7 @@ def test_a_newer_head_outside_a_gate_does_not_stop_the_run() -> None:
         worker.shutdown(10)
 
 
-def test_converged_and_failed_heads_are_not_run_again_but_resync_replans_converged() -> None:
+def test_converged_and_failed_heads_are_not_run_again_but_a_resync_replans_or_heals_them() -> None:
     ex = FakeExecutor()
     ex.release.set()
     ex.statuses.update({"f" * 40: RunStatus.FAILED, "s" * 40: RunStatus.SUCCESS})
@@ -86,7 +86,8 @@ def test_converged_and_failed_heads_are_not_run_again_but_resync_replans_converg
             assert wait_until(lambda: worker.idle, timeout=10)
             assert worker.submit(Request(sha, Trigger.RESYNC, resync=True))
             assert wait_until(lambda: worker.idle, timeout=10)
-        assert [(r.sha[0], r.trigger) for r in ex.ran] == [("s", Trigger.RESYNC)]
+        # a failed head's resync reaches the executor, which heals around it (never re-applies it)
+        assert [(r.sha[0], r.trigger) for r in ex.ran] == [("f", Trigger.RESYNC), ("s", Trigger.RESYNC)]
     finally:
         worker.shutdown(10)
 
@@ -117,3 +118,41 @@ def test_shutdown_stops_the_current_run() -> None:
     worker.shutdown(10)
     assert ex.controls[0].stop.is_set() and ex.controls[0].shutting_down
     assert not worker.alive and not worker.submit(Request("b" * 40, Trigger.PUSH))
+
+
+def test_errors_are_capped_per_head_across_resyncs_and_a_new_head_starts_afresh() -> None:
+    ex = FakeExecutor(outcome=RunStatus.ERROR)
+    ex.release.set()
+    worker = make(ex, backoff_base_s=0.01, backoff_cap_s=0.02, max_retries=2)
+    try:
+        worker.submit(Request("e" * 40, Trigger.PUSH))
+        assert wait_until(lambda: len(ex.ran) == 3 and worker.idle, timeout=10)
+        for count in (4, 5):  # each resync of a head that gave up is one more try, never a new round
+            assert worker.submit(Request("e" * 40, Trigger.RESYNC, resync=True))
+            assert wait_until(lambda n=count: len(ex.ran) == n and worker.idle, timeout=10)
+            assert not wait_until(lambda n=count: len(ex.ran) > n, timeout=0.2)
+        assert [r.trigger for r in ex.ran] == [Trigger.PUSH, Trigger.RETRY, Trigger.RETRY, Trigger.RESYNC,
+                                               Trigger.RESYNC]
+        worker.submit(Request("n" * 40, Trigger.PUSH))  # a new head gets its own retries
+        assert wait_until(lambda: [r.sha[0] for r in ex.ran].count("n") == 3, timeout=10)
+    finally:
+        worker.shutdown(10)
+
+
+def test_an_executor_that_raises_counts_as_error_and_is_retried_within_the_cap() -> None:
+    ex = FakeExecutor()
+    ex.release.set()
+
+    def boom(request: Request, control: RunControl) -> str:
+        ex.ran.append(request)
+        raise KeyError("x")
+
+    ex.run = boom  # type: ignore[method-assign]
+    worker = make(ex, backoff_base_s=0.01, backoff_cap_s=0.02, max_retries=1)
+    try:
+        worker.submit(Request("k" * 40, Trigger.PUSH))
+        assert wait_until(lambda: len(ex.ran) == 2 and worker.idle, timeout=10)
+        assert not wait_until(lambda: len(ex.ran) > 2, timeout=0.2)
+        assert worker.alive
+    finally:
+        worker.shutdown(10)
