@@ -30,6 +30,11 @@ ResyncInterval = Annotated[
     float,
     typer.Option("--resync-interval", envvar="RECONCILER_RESYNC_INTERVAL", min=0.1, help="Seconds between resyncs"),
 ]
+HealUnhealthyAfter = Annotated[
+    float,
+    typer.Option("--heal-unhealthy-after", envvar="RECONCILER_HEAL_UNHEALTHY_AFTER", min=0,
+                 help="Seconds a running workspace may fail its health check before a resync recreates it (0: never)"),
+]
 StuckAfter = Annotated[
     float,
     typer.Option("--stuck-after", envvar="RECONCILER_STUCK_AFTER", min=0,
@@ -79,6 +84,7 @@ def run_command(
     resync_interval: ResyncInterval = 600.0,
     stuck_after: StuckAfter = 900.0,
     git_timeout: GitTimeout = 30.0,
+    heal_unhealthy_after: HealUnhealthyAfter = 300.0,
     webhook_secret_file: WebhookSecretFile = None,
     keep_runs_days: KeepRunsDays = 30.0,
     keep_runs: KeepRuns = 5000,
@@ -126,6 +132,7 @@ def run_command(
         resync_interval_s=resync_interval,
         stuck_after_s=stuck_after,
         git_timeout_s=git_timeout,
+        heal_unhealthy_after_s=heal_unhealthy_after,
         webhook_secret=SecretBytes(secret.encode()) if secret else None,
         keep_runs_days=keep_runs_days,
         keep_runs=keep_runs,

@@ -10,8 +10,8 @@ from the backend's labels. One connection, serialised by a lock; WAL so the web 
 the worker writes.
 
 Retention (`prune_runs`, `prune_deliveries`): old runs go with their actions, by age and by count;
-a run still `running`, one not yet recovered, and the newest apply run (what the worker asks
-about the current head) are never pruned.
+a run still `running`, one not yet recovered, and the newest apply run that is not a heal (what
+the worker asks about the current head) are never pruned.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reconciler.model.enums import RunKind, RunStatus
+from reconciler.model.enums import RunKind, RunStatus, Trigger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,9 +66,9 @@ CREATE TABLE IF NOT EXISTS unposted (
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
 """
-# runs that retention may delete: finished, recovered, and not the newest apply run
+# runs that retention may delete: finished, recovered, and not the newest apply run (heal runs aside)
 PRUNABLE = ("status != 'running' AND recovered = 1"
-            " AND id != COALESCE((SELECT MAX(id) FROM runs WHERE kind = 'apply'), -1)"
+            " AND id != COALESCE((SELECT MAX(id) FROM runs WHERE kind = 'apply' AND trigger != 'heal'), -1)"
             " AND (COALESCE(finished_at, started_at) < ? OR id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?))")
 UNFINISHED = frozenset({RunStatus.INTERRUPTED, RunStatus.SUPERSEDED, RunStatus.ERROR})
 # columns added to `unposted` after its first release: a journal file written before them gets them
@@ -186,10 +186,18 @@ class Journal:
         return [_run(r) for r in rows]
 
     def last_status(self, revision: str) -> RunStatus | None:
-        """Status of the newest finished apply run of `revision` (None: never finished)."""
-        rows = self._rows("SELECT status FROM runs WHERE revision=? AND kind='apply' AND status!='running'"
-                          " ORDER BY id DESC LIMIT 1", (revision,))
-        return RunStatus(rows[0]["status"]) if rows else None
+        """Status of the newest finished apply run of `revision` (None: never finished). A heal run
+        does not count: it kept the tiers at their last verified revisions and says nothing of this one."""
+        row = self.last_run(revision)
+        return row.status if row is not None else None
+
+    def last_run(self, revision: str, *, heal: bool = False) -> RunRow | None:
+        """The newest finished apply run of `revision`: heal runs left out (see `last_status`), or
+        with `heal` only them (the newest heal around that head)."""
+        op = "=" if heal else "!="
+        rows = self._rows("SELECT * FROM runs WHERE revision=? AND kind='apply' AND status!='running'"
+                          f" AND trigger{op}? ORDER BY id DESC LIMIT 1", (revision, Trigger.HEAL.value))
+        return _run(rows[0]) if rows else None
 
     def recent_reviews(self, limit: int) -> list[tuple[int, str]]:
         """(pull request, head) of the newest `limit` reviews, newest first."""

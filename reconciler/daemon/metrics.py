@@ -1,7 +1,8 @@
 """Prometheus metrics of the daemon, on a registry of its own (no process-global state).
 
-Runs by outcome, run duration, actions by kind and outcome, workspaces by tier and health (from
-the backend's labels after each run), the last successful sync, webhook deliveries by outcome.
+Runs by outcome, run duration, actions by kind and outcome, heals (workspaces brought back without
+a spec change) by reason and outcome, workspaces by tier and health (from the backend's labels
+after each run), the last successful sync, webhook deliveries by outcome.
 Label values are closed vocabularies (outcomes, kinds, tiers, health states): never ids or text.
 """
 
@@ -30,6 +31,8 @@ class Metrics:
         )
         self.actions = PromCounter("reconciler_actions", "Actions by kind and outcome", ["kind", "outcome"],
                                    registry=r)
+        self.heals = PromCounter("reconciler_heals", "Workspaces brought back without a spec change, by reason"
+                                 " (missing, stopped, unhealthy) and outcome", ["reason", "outcome"], registry=r)
         self.workspaces = Gauge("reconciler_workspaces", "Managed workspaces by tier and health",
                                 ["tier", "health"], registry=r)
         self.last_success = Gauge("reconciler_last_successful_sync_timestamp_seconds",
@@ -46,6 +49,9 @@ class Metrics:
 
     def action_done(self, kind: str, outcome: str) -> None:
         self.actions.labels(kind=kind, outcome=outcome).inc()
+
+    def heal_done(self, reason: str, outcome: str) -> None:
+        self.heals.labels(reason=reason, outcome=outcome).inc()
 
     def observed(self, workspaces: list[ObservedWorkspace]) -> None:
         counts = Counter((w.tier.value, w.health.value) for w in workspaces)

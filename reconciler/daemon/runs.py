@@ -12,16 +12,28 @@
     7. recovery: an unverified change (superseded, error) goes back to its last good state at once,
        an interrupted one (SIGTERM, kill -9) at the next start, so the next plan starts from a known
        state and nothing kept for rollback leaks
+    8. whatever a run raises ends it as `error`: journalled, posted, rolled back (`crash.py`); a
+       resync that ends with the same error as the head's last run records and posts nothing new
+
+Healing (`pipeline/heal.py`): a resync of a head whose last run `failed` does not plan the head; each
+tier is kept at its last verified revision instead (`_heal`: missing and stopped workspaces brought
+back, no spec of a running one changed). A resync that finds no drift recreates, at the spec it
+runs, a workspace unhealthy for longer than `--heal-unhealthy-after` (`healing.py`). Either is one
+run with trigger `heal`: journalled, nothing posted (the head's statuses say what its own run
+found), nothing held, and it does not count as the head's last status.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.backends.base import Backend
-from reconciler.daemon.journal import Journal, RunRow
+from reconciler.daemon.crash import RunTrace, crash_reason
+from reconciler.daemon.healing import UnhealthyClock
+from reconciler.daemon.journal import Journal, RunRow, Unposted
 from reconciler.daemon.logctx import tagged
 from reconciler.daemon.loop import Request, RunControl
 from reconciler.daemon.metrics import Metrics
@@ -29,14 +41,17 @@ from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.steps import Step, Steps
 from reconciler.errors import ReconcilerError, SourceError
 from reconciler.model.config import ReconcilerFile
-from reconciler.model.enums import CHANGE_KINDS, Outcome, RunKind, RunStatus
+from reconciler.model.enums import CHANGE_KINDS, TIER_ORDER, Outcome, RunKind, RunStatus, Trigger
 from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted, TierDone, TierStarted
+from reconciler.model.observed import ObservedWorkspace
 from reconciler.pipeline.compose import Parts
+from reconciler.pipeline.heal import HealPlan, apply_heal, heal_head, plan_heal
 from reconciler.pipeline.passes import PassOutcome, apply_and_report, failed_outcome, plan_revision
 from reconciler.pipeline.stages import Planned
 from reconciler.plan import plan_to_json
+from reconciler.plan.heal import UNHEALTHY, heal_reason
 from reconciler.render.repo import load_settings
-from reconciler.report.statuses import StatusLine, planning_statuses, superseded_statuses
+from reconciler.report.statuses import StatusLine, error_statuses, planning_statuses, superseded_statuses
 from reconciler.source.checkout import Checkout
 from reconciler.source.mirror import GitMirror
 
@@ -52,6 +67,7 @@ class RunDeps:
     parts: Parts
     poster: StatusPoster | None
     public_url: str
+    unhealthy: UnhealthyClock | None = None  # None: unhealthy workspaces are never recreated by a resync
     steps: Steps = field(default_factory=Steps)  # what the run is doing now, for /healthz
 
 
@@ -73,17 +89,32 @@ class BranchRuns:
 
     # ---- the worker's calls ------------------------------------------------------------------
     def run(self, request: Request, control: RunControl) -> RunStatus:
+        trace = RunTrace()
+        try:
+            if request.resync and self.deps.journal.last_status(request.sha) is RunStatus.FAILED:
+                return self._heal(request, control, trace)
+            return self._converge(request, control, trace)
+        except Exception as exc:  # 8. a bug or a broken edge: the run still ends, as `error`
+            return self._crashed(request, control, trace, exc)
+
+    def _converge(self, request: Request, control: RunControl, trace: RunTrace) -> RunStatus:
         d = self.deps
         planned: Planned | PassOutcome | None = None
+        heals: dict[str, str] = {}
         if request.resync:  # 0.
             planned = self._plan(request.sha)
             if isinstance(planned, Planned) and not planned.plan.refused and not planned.plan.changes():
-                return RunStatus.NOOP
+                heal = heal_head(planned, self._due(planned.prepared.actual))  # no drift: the unhealthy, if any
+                return self._run_heal(request, control, trace, heal)
             if isinstance(planned, Planned):
+                heals = {a.workspace_id: why for a in planned.plan.changes() if (why := heal_reason(a)) is not None}
                 changes = len(planned.plan.changes())
                 log.info("resync found drift", extra={"revision": request.sha, "outcome": f"{changes} change(s)"})
+            elif self._same_error(request.sha, planned.status, planned.message):
+                return RunStatus.ERROR
         run_id = d.journal.start_run(RunKind.APPLY, request.sha, request.trigger)  # 1.
         url = run_url(d.public_url, run_id)
+        trace.begun(run_id, url)
         started = time.monotonic()
         with tagged(run_id, request.sha, apply_run=True):
             log.info("run started", extra={"context": request.trigger})
@@ -94,14 +125,16 @@ class BranchRuns:
             else:
                 d.journal.set_plan(run_id, plan_to_json(planned.plan))  # 4.
                 outcome = apply_and_report(planned, d.parts, poster=d.poster, target_url=url, stop=control.stop,
-                                           on_event=self._listener(run_id, control), post_final=False)
+                                           on_event=self._listener(run_id, control, heals), post_final=False)
             status = outcome.status  # 5.
             final = list(outcome.final())
             if status is RunStatus.INTERRUPTED and control.superseded_by and not control.shutting_down:
                 status = RunStatus.SUPERSEDED
                 final += superseded_statuses(control.superseded_by, verified=True)
             self._record(run_id, status, outcome, final, control)  # 6. the journal first, then the commit
+            trace.recorded, trace.final = status, final
             self._post(request.sha, final, url)
+            trace.posted = True
             d.metrics.run_finished(status, time.monotonic() - started)
             log.info("run finished", extra={"outcome": status, "duration_s": round(time.monotonic() - started, 3)})
             if status in (RunStatus.SUPERSEDED, RunStatus.ERROR) and not control.shutting_down:  # 7.
@@ -121,6 +154,121 @@ class BranchRuns:
                                  statuses=[s.as_json() for s in lines], superseded_by=by, recovered=True)
             d.metrics.run_finished(RunStatus.SUPERSEDED, None)
             log.info("superseded before it ran", extra={"outcome": RunStatus.SUPERSEDED})
+
+    # ---- healing ---------------------------------------------------------------------------------
+    def _heal(self, request: Request, control: RunControl, trace: RunTrace) -> RunStatus:
+        """A resync of a failed head: each tier kept at its last verified revision (`pipeline/heal.py`)."""
+        d = self.deps
+        trace.heal = True
+        good = d.journal.last_good()
+        verified = {tier: checkout_commit(d.mirror, good[tier.value], d.branch)
+                    for tier in TIER_ORDER if tier.value in good}
+        return self._run_heal(request, control, trace, plan_heal(request.sha, verified, d.parts, self._due))
+
+    def _due(self, actual: Sequence[ObservedWorkspace]) -> Mapping[str, float]:
+        """Workspaces unhealthy for longer than `--heal-unhealthy-after`, as of the listing `actual`."""
+        return self.deps.unhealthy.due(actual) if self.deps.unhealthy is not None else {}
+
+    def _run_heal(self, request: Request, control: RunControl, trace: RunTrace, heal: HealPlan) -> RunStatus:
+        """Apply `heal`'s repairs as one `heal` run: journalled, never posted (the head's statuses say
+        what its own run found), nothing held; `noop` and nothing recorded when there is none."""
+        d = self.deps
+        trace.heal = True
+        for line in heal.left():
+            log.debug("heal: left alone", extra={"revision": request.sha, "context": line})
+        plan = heal.plan()
+        if not plan.changes():
+            return RunStatus.NOOP
+        repaired = {a.workspace_id: heal_reason(a) or "other" for a in plan.changes()}
+        unhealthy = [a for a in plan.changes() if repaired[a.workspace_id] == UNHEALTHY]
+        if d.unhealthy is not None:  # timed again from the next listing: one try per `--heal-unhealthy-after`
+            d.unhealthy.restarted(a.workspace_id for a in unhealthy)
+        run_id = d.journal.start_run(RunKind.APPLY, request.sha, Trigger.HEAL)
+        trace.begun(run_id, run_url(d.public_url, run_id))
+        with tagged(run_id, request.sha, apply_run=True):
+            for action in unhealthy:
+                log.warning("workspace unhealthy for too long: recreating it", extra={
+                    "workspace": action.workspace_id, "action": str(action.kind), "context": action.reason})
+            log.info("heal started", extra={"context": heal.where(), "outcome": f"{len(repaired)} workspace(s)"})
+            d.journal.set_plan(run_id, plan_to_json(plan))
+            outcome = apply_heal(heal, d.parts, stop=control.stop, on_event=self._listener(run_id, control, repaired))
+            status = outcome.status
+            superseded = status is RunStatus.INTERRUPTED and bool(control.superseded_by) and not control.shutting_down
+            if superseded:
+                status = RunStatus.SUPERSEDED
+            d.journal.finish_run(run_id, status, outcome.message, result=outcome.run.model_dump(mode="json"),
+                                 superseded_by=control.superseded_by if superseded else None)
+            trace.recorded = status
+            d.metrics.run_finished(status, trace.elapsed())
+            log.info("heal finished", extra={"outcome": status, "duration_s": round(trace.elapsed(), 3)})
+            if status in (RunStatus.SUPERSEDED, RunStatus.ERROR) and not control.shutting_down:
+                row = d.journal.run(run_id)
+                if row is not None:
+                    self.recover(row)
+            self._observe()
+        return status
+
+    def _same_error(self, sha: str, status: RunStatus, message: str, *, heal: bool = False) -> bool:
+        """A resync that ends in the error the head's last run (or last heal) already ended in: the
+        journal and the commit say so already; nothing is recorded or posted again."""
+        if status is not RunStatus.ERROR:
+            return False
+        last = self.deps.journal.last_run(sha, heal=heal)
+        if last is None or last.status is not RunStatus.ERROR or last.message != message:
+            return False
+        log.info("resync: the same error as the last run; not recorded again", extra={"revision": sha,
+                                                                                      "error": message})
+        return True
+
+    def _crashed(self, request: Request, control: RunControl, trace: RunTrace, exc: Exception) -> RunStatus:
+        """8. The run raised: end it as `error` however far it got (see `crash.py`)."""
+        d = self.deps
+        reason = crash_reason(exc)
+        log.error("run crashed", exc_info=exc, extra={"revision": request.sha, "run_id": trace.run_id,
+                                                      "error": reason})
+        if trace.recorded is not None:  # the verdict is journalled and stands
+            if not trace.posted and not trace.heal:
+                self._keep_for_flush(request.sha, trace.final, trace.url)
+            return trace.recorded
+        if trace.run_id is None and request.resync and self._same_error(request.sha, RunStatus.ERROR, reason,
+                                                                         heal=trace.heal):
+            return RunStatus.ERROR
+        lines = [] if trace.heal else error_statuses(reason)
+        try:
+            if trace.run_id is None:
+                trigger = Trigger.HEAL if trace.heal else request.trigger
+                run_id = d.journal.start_run(RunKind.APPLY, request.sha, trigger)
+                trace.begun(run_id, run_url(d.public_url, run_id))
+            assert trace.run_id is not None
+            d.journal.finish_run(trace.run_id, RunStatus.ERROR, reason, statuses=[s.as_json() for s in lines])
+        except Exception:
+            log.exception("could not journal the crashed run", extra={"revision": request.sha})
+        with tagged(trace.run_id, request.sha):
+            try:
+                self._post(request.sha, lines, trace.url)
+            except Exception:
+                log.exception("could not post the crashed run's statuses")
+                self._keep_for_flush(request.sha, lines, trace.url)
+            d.metrics.run_finished(RunStatus.ERROR, trace.elapsed())
+            log.info("run finished", extra={"outcome": RunStatus.ERROR, "error": reason})
+            if trace.run_id is not None and not control.shutting_down:
+                try:
+                    row = d.journal.run(trace.run_id)
+                    if row is not None:
+                        self.recover(row)
+                except Exception:
+                    log.exception("could not recover the crashed run; the next start does")
+        return RunStatus.ERROR
+
+    def _keep_for_flush(self, sha: str, lines: list[StatusLine], url: str) -> None:
+        """Lines the poster could not take because it raised: the status flush posts them later."""
+        for line in lines:
+            try:
+                self.deps.journal.keep_unposted(Unposted(revision=sha, context=line.context, state=line.state.value,
+                                                         description=line.description, target_url=url))
+            except Exception:
+                log.exception("could not keep a status for later", extra={"revision": sha})
+                return
 
     # ---- recovery ----------------------------------------------------------------------------
     def recover_all(self) -> None:
@@ -170,8 +318,10 @@ class BranchRuns:
                 log.warning("recovery uses the default backend settings", extra={"error": str(exc)})
         return self.deps.parts.backend(repo)
 
-    def _listener(self, run_id: int, control: RunControl) -> EventSink:
+    def _listener(self, run_id: int, control: RunControl, heals: dict[str, str] | None = None) -> EventSink:
+        """Journals each action as it ends; `heals` (workspace -> what was wrong) are counted and logged too."""
         journal, metrics, steps = self.deps.journal, self.deps.metrics, self.deps.steps
+        heals = heals or {}
         open_steps: dict[str, Step] = {}  # the tier and the gate in progress, as steps for /healthz
 
         def on_event(event: ApplyEvent) -> None:
@@ -180,6 +330,12 @@ class BranchRuns:
                 journal.add_action(run_id, r.tier, r.workspace_id, r.kind, r.outcome, r.message, r.attempts,
                                    r.duration_s)
                 metrics.action_done(r.kind, r.outcome)
+                if r.workspace_id in heals:
+                    metrics.heal_done(heals[r.workspace_id], r.outcome)
+                    ok = r.outcome is Outcome.SUCCESS
+                    log.info("workspace healed" if ok else "workspace not healed",
+                             extra={"workspace": r.workspace_id, "action": str(r.kind), "outcome": str(r.outcome),
+                                    "context": heals[r.workspace_id], "error": None if ok else r.message})
             elif isinstance(event, TierStarted):
                 open_steps["tier"] = steps.begin(f"apply {event.tier.value}")
             elif isinstance(event, GateStarted):
@@ -213,6 +369,9 @@ class BranchRuns:
     def _observe(self) -> None:
         try:
             with self.deps.steps.step("observe workspaces"):
-                self.deps.metrics.observed(self.deps.parts.observer().list_owned())
+                listed = self.deps.parts.observer().list_owned()
+            self.deps.metrics.observed(listed)
+            if self.deps.unhealthy is not None:
+                self.deps.unhealthy.observe(listed)
         except Exception as exc:
             log.warning("could not observe workspaces for metrics", extra={"error": str(exc)})

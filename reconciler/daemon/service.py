@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from starlette.types import ASGIApp
 
 from reconciler.daemon.cleanup import KEEP_REVIEWS, Needed, StateCleaner, needed
+from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal, JournalDeliveries
 from reconciler.daemon.lock import StateDirLock
 from reconciler.daemon.loop import Worker
@@ -62,6 +63,7 @@ class DaemonSettings(BaseModel):
     pages_token: SecretStr | None = None  # required by the pages (Bearer, or Basic auth's password)
     poll_interval_s: float = 60
     resync_interval_s: float = 600
+    heal_unhealthy_after_s: float = Field(default=300, ge=0)  # 0: an unhealthy workspace is never recreated
     stuck_after_s: float = Field(default=900, ge=0)  # /healthz: 503 once one step lasts longer (0: never)
     git_timeout_s: float = Field(default=30, gt=0)  # the config repo's git calls (hard limits: 4x list, 10x fetch)
     webhook_secret: SecretBytes | None = None
@@ -83,8 +85,9 @@ class Daemon:
         self.poster = StatusPoster(forge, self.journal) if forge is not None else None
         self.parts = build_parts(opts, forge=forge)
         self.steps = Steps()
+        self.unhealthy = UnhealthyClock(s.heal_unhealthy_after_s)
         self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, self.parts, self.poster,
-                                       opts.public_url, steps=self.steps))
+                                       opts.public_url, unhealthy=self.unhealthy, steps=self.steps))
         self.worker = Worker(TrackedExecutor(self.runs, self.steps), self.journal.last_status)
         self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, self.parts,
                                  opts.public_url) if self.poster is not None else None

@@ -93,6 +93,7 @@ class Trigger(StrEnum):
     STARTUP = "startup"  # the first poll after start: converge whatever changed while down
     RESYNC = "resync"  # the periodic re-plan against what runs
     RETRY = "retry"  # an `error` run, tried again with backoff
+    HEAL = "heal"  # a resync of a failed head: each tier kept at its last verified revision, no status posted
     PULL_REQUEST = "pull_request"  # a review of a pull request head
     CLI = "cli"  # `reconciler apply`
 
