@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.options import APPLY, FORGE, OPERATOR, POLICY, SOURCE, operator, read_secret_file
+from reconciler.errors import ReconcilerError
 from reconciler.pipeline.settings import Settings
 
 Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="Branch to watch and converge")]
@@ -96,7 +97,6 @@ def run_command(
     from pydantic import SecretBytes, SecretStr
 
     from reconciler.daemon import logctx
-    from reconciler.daemon.lock import AlreadyRunning
     from reconciler.daemon.service import Daemon, DaemonSettings
     from reconciler.logs import setup_logging
     from reconciler.source.checkout import is_git_source
@@ -140,7 +140,7 @@ def run_command(
     )
     try:
         code = Daemon(daemon_settings).run()
-    except (AlreadyRunning, OSError) as exc:
+    except (ReconcilerError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)

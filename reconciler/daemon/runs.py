@@ -9,9 +9,9 @@
     5. the run's status: the pass's, except that an interrupt caused by a newer head is
        `superseded`, and a superseded commit says which commit superseded it
     6. journal, last good revision per tier, metrics
-    7. recovery: an unverified change (superseded, error) goes back to its last good state at once,
-       an interrupted one (SIGTERM, kill -9) at the next start, so the next plan starts from a known
-       state and nothing kept for rollback leaks
+    7. recovery: a change left unverified (superseded, error) is undone at once by the backend,
+       from its intents (an interrupted one, SIGTERM or kill -9, at the next start), so the next
+       plan starts from a known state and nothing kept for rollback leaks
     8. whatever a run raises ends it as `error`: journalled, posted, rolled back (`crash.py`); a
        resync that ends with the same error as the head's last run records and posts nothing new
 
@@ -30,7 +30,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reconciler.backends.base import Backend
 from reconciler.daemon.crash import RunTrace, crash_reason
 from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal, RunRow, Unposted
@@ -39,18 +38,18 @@ from reconciler.daemon.loop import Request, RunControl
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.steps import Step, Steps
-from reconciler.errors import ReconcilerError, SourceError
+from reconciler.errors import SourceError
 from reconciler.model.config import ReconcilerFile
-from reconciler.model.enums import CHANGE_KINDS, TIER_ORDER, Outcome, RunKind, RunStatus, Trigger
+from reconciler.model.enums import TIER_ORDER, Outcome, RunKind, RunStatus, Trigger
 from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted, TierDone, TierStarted
 from reconciler.model.observed import ObservedWorkspace
 from reconciler.pipeline.compose import Parts
 from reconciler.pipeline.heal import HealPlan, apply_heal, heal_head, plan_heal
 from reconciler.pipeline.passes import PassOutcome, apply_and_report, failed_outcome, plan_revision
 from reconciler.pipeline.stages import Planned
+from reconciler.pipeline.writer import recover
 from reconciler.plan import plan_to_json
 from reconciler.plan.heal import UNHEALTHY, heal_reason
-from reconciler.render.repo import load_settings
 from reconciler.report.statuses import StatusLine, error_statuses, planning_statuses, superseded_statuses
 from reconciler.source.checkout import Checkout
 from reconciler.source.mirror import GitMirror
@@ -272,25 +271,25 @@ class BranchRuns:
 
     # ---- recovery ----------------------------------------------------------------------------
     def recover_all(self) -> None:
-        """At start: runs a dead process left `running` become interrupted; unverified changes roll back."""
+        """At start: runs a dead process left `running` become interrupted, then recovery."""
         self.deps.journal.mark_crashed()
-        for row in self.deps.journal.to_recover():
-            self.recover(row)
+        self._recover(self.deps.journal.to_recover())
 
     def recover(self, row: RunRow) -> None:
-        actions = (row.plan or {}).get("actions", [])
-        ids = sorted({a.get("workspace_id") or a.get("workspace") for a in actions if a["kind"] in CHANGE_KINDS})
-        with tagged(row.id, row.revision), self.deps.steps.step("recover"):
-            try:
-                backend = self._backend_for(row.revision)
-                for ws in ids:
-                    backend.rollback(str(ws))
-            except Exception as exc:  # the backend is down: try again at the next start
-                log.warning("recovery failed; kept for later", extra={"error": str(exc)})
-                return
+        """After a run that left changes unverified (superseded, error): recovery at once."""
+        self._recover([row])
+
+    def _recover(self, rows: list[RunRow]) -> None:
+        """The backend finishes or undoes exactly the changes it wrote an intent for (see
+        `Backend.recover`); the runs are then marked recovered. A backend that is away: next start."""
+        try:
+            with self.deps.steps.step("recover"):
+                recover(self.deps.parts.backend(ReconcilerFile()))
+        except Exception as exc:
+            log.warning("recovery failed; kept for later", extra={"error": str(exc)})
+            return
+        for row in rows:
             self.deps.journal.mark_recovered(row.id)
-            if ids:
-                log.info("unverified changes rolled back", extra={"outcome": f"{len(ids)} workspace(s)"})
 
     # ---- internals ---------------------------------------------------------------------------
     def _plan(self, sha: str) -> Planned | PassOutcome:
@@ -307,16 +306,6 @@ class BranchRuns:
             return []
         with self.deps.steps.step("post statuses"):
             return self.deps.poster.post_lines(sha, lines, url)
-
-    def _backend_for(self, revision: str | None) -> Backend:
-        """The backend as the run's own revision configured it (its reconciler.yaml), else the defaults."""
-        repo = ReconcilerFile()
-        if revision is not None:
-            try:
-                repo = load_settings(checkout_commit(self.deps.mirror, revision, self.deps.branch).root)
-            except ReconcilerError as exc:  # a config error too: recovery still runs, on the defaults
-                log.warning("recovery uses the default backend settings", extra={"error": str(exc)})
-        return self.deps.parts.backend(repo)
 
     def _listener(self, run_id: int, control: RunControl, heals: dict[str, str] | None = None) -> EventSink:
         """Journals each action as it ends; `heals` (workspace -> what was wrong) are counted and logged too."""

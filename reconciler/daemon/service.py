@@ -1,7 +1,8 @@
 """The daemon, built once from its settings and run until SIGTERM. Wiring only: no domain logic.
 
-Start: take the state dir lock (a second instance exits with a clear message), prune the journal,
-recover what a dead process left half-done, start the worker, the push hints, the PR reviewer, the
+Start: take the state dir lock, then the instance's lease in the engine (a second reconciler on
+the state dir, or with the same instance id on the engine, exits with a message naming the holder),
+prune the journal, recover what a dead process left half-done, start the worker, the push hints, the PR reviewer, the
 scheduler and the HTTP servers (uvicorn on their own threads, each with a connection limit; the
 pages on a listener of their own with `--listen-pages`; the main thread owns the signals).
 SIGTERM/SIGINT: the current run stops after its current action and records itself interrupted,
@@ -24,10 +25,10 @@ import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from starlette.types import ASGIApp
 
+from reconciler.backends.base import Lease
 from reconciler.daemon.cleanup import KEEP_REVIEWS, Needed, StateCleaner, needed
 from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal, JournalDeliveries
-from reconciler.daemon.lock import StateDirLock
 from reconciler.daemon.loop import Worker
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
@@ -38,8 +39,10 @@ from reconciler.daemon.steps import Steps, TrackedExecutor
 from reconciler.daemon.web import build_apps
 from reconciler.forge.webhooks import Trigger as Hook
 from reconciler.forge.webhooks import repo_full_name, webhook_app
+from reconciler.model.config import ReconcilerFile
 from reconciler.pipeline.compose import build_forge, build_parts
 from reconciler.pipeline.settings import Settings
+from reconciler.pipeline.writer import StateLock, claim
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,9 @@ class DaemonSettings(BaseModel):
     pages_token: SecretStr | None = None  # required by the pages (Bearer, or Basic auth's password)
     poll_interval_s: float = 60
     resync_interval_s: float = 600
-    heal_unhealthy_after_s: float = Field(default=300, ge=0)  # 0: an unhealthy workspace is never recreated
     stuck_after_s: float = Field(default=900, ge=0)  # /healthz: 503 once one step lasts longer (0: never)
     git_timeout_s: float = Field(default=30, gt=0)  # the config repo's git calls (hard limits: 4x list, 10x fetch)
+    heal_unhealthy_after_s: float = Field(default=300, ge=0)  # 0: an unhealthy workspace is never recreated
     webhook_secret: SecretBytes | None = None
     keep_runs_days: float = Field(default=30, ge=0)
     keep_runs: int = Field(default=5000, ge=1)
@@ -76,7 +79,8 @@ class Daemon:
     def __init__(self, daemon: DaemonSettings) -> None:
         s = self.settings = daemon
         opts = s.settings
-        self.lock = StateDirLock(opts.state_dir)
+        self.lock = StateLock(opts.state_dir, "reconciler run")
+        self.lease: Lease | None = None
         self.lock.acquire()  # first: a second instance must touch nothing
         self.mirror = GitMirror(s.source, opts.state_dir, auth=opts.credentials, timeout_s=s.git_timeout_s)
         self.journal = Journal(opts.state_dir / "journal.sqlite")
@@ -84,8 +88,8 @@ class Daemon:
         forge = build_forge(opts, timeout=5, max_attempts=2)
         self.poster = StatusPoster(forge, self.journal) if forge is not None else None
         self.parts = build_parts(opts, forge=forge)
-        self.steps = Steps()
         self.unhealthy = UnhealthyClock(s.heal_unhealthy_after_s)
+        self.steps = Steps()
         self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, self.parts, self.poster,
                                        opts.public_url, unhealthy=self.unhealthy, steps=self.steps))
         self.worker = Worker(TrackedExecutor(self.runs, self.steps), self.journal.last_status)
@@ -162,6 +166,11 @@ class Daemon:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
         s = self.settings
+        try:  # one writer per instance: a second reconciler on this engine with this instance id stops here
+            self.lease = claim(self.parts.backend(ReconcilerFile()), s.settings.state_dir, "reconciler run")
+        except BaseException:
+            self.lock.release()
+            raise
         listeners = [(s.host, s.port, self.app)]
         if self.pages_app is not None and s.pages is not None:
             listeners.append((*s.pages, self.pages_app))
@@ -172,6 +181,7 @@ class Daemon:
         except OSError:
             for sock in sockets:
                 sock.close()
+            self.lease.release()
             self.lock.release()
             raise
         servers = [http_server(app) for _, _, app in listeners]
@@ -211,6 +221,8 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.journal.close()
+            if self.lease is not None:
+                self.lease.release()
             self.lock.release()
             log.info("daemon stopped")
         return 0
