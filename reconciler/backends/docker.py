@@ -193,7 +193,10 @@ class DockerBackend:
         elif action.kind is ActionKind.UPDATE and not action.restart:
             self._update_in_place(desired, secret_env, revision)
         else:
-            self._recreate(desired, secret_env, revision, ActionKind(action.kind))
+            seen = action.observed
+            replace = seen.backend_ref if seen is not None and seen.running and action.kind is ActionKind.RECREATE \
+                else None
+            self._recreate(desired, secret_env, revision, ActionKind(action.kind), replace)
 
     def _image(self, desired: DesiredWorkspace) -> str:
         """The image ref, pulled if missing. A ref seen present once is not inspected again (a digest
@@ -295,13 +298,16 @@ class DockerBackend:
         self.intents.update(desired.id, phase=Phase.APPLIED)
 
     def _recreate(
-        self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, kind: ActionKind
+        self, desired: DesiredWorkspace, secret_env: Mapping[str, str], revision: str | None, kind: ActionKind,
+        replace: str | None = None,
     ) -> None:
+        """`replace`: the running container the plan means to replace even at the same spec (a heal of
+        one that stays unhealthy); without it, one at the name with the desired spec is a retry: done."""
         name, volume, _ = self._names(desired.id)
         old = self.objects.inspect(name)
         if old is not None:
             self.objects.owned_or_fail(old, desired.id, "replace")
-            if self._effective(old)[0] == desired.spec_hash:
+            if self._effective(old)[0] == desired.spec_hash and old["Id"] != replace:
                 if not (old.get("State") or {}).get("Running"):
                     self._api().start(old["Id"])
                 self.intents.update(desired.id, phase=Phase.APPLIED)

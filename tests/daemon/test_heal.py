@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import docker
-import pytest
 
 from tests.support.clock import wait_until
 from tests.support.daemon import CONTEXTS, Fleet, push, states, workspace_containers
@@ -60,9 +59,6 @@ def test_a_failed_head_still_heals_a_removed_container_at_its_last_verified_spec
     assert set(states(gitea, bad).values()) == {"failure"}
 
 
-@pytest.mark.xfail(strict=True, reason="the Docker backend treats a RECREATE at the spec a running container "
-                                       "already has as a retry already done (backends/docker.py `_recreate`), "
-                                       "so the unhealthy container is not replaced")
 def test_a_container_unhealthy_for_too_long_is_recreated_at_its_spec(
     gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, docker_client: docker.DockerClient
 ) -> None:
