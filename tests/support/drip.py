@@ -27,12 +27,14 @@ class DripServer:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(32)
+        self._sock.settimeout(0.1)  # the accept loop sees `close()` (a blocked accept would outlive it)
         self.port = int(self._sock.getsockname()[1])
         self.host = f"127.0.0.1:{self.port}"
         self._stop = threading.Event()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="drip-accept", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="drip-accept", daemon=True)
+        self._acceptor.start()
 
     def __enter__(self) -> DripServer:
         return self
@@ -42,6 +44,7 @@ class DripServer:
 
     def close(self) -> None:
         self._stop.set()
+        self._acceptor.join(5)  # before the close: no connection is accepted, or fd reused, after it
         with contextlib.suppress(OSError):
             self._sock.close()
         with self._lock:
@@ -54,6 +57,8 @@ class DripServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with self._lock:
