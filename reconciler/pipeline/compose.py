@@ -131,7 +131,7 @@ def build_forge(settings: Settings, *, timeout: float = 10, max_attempts: int = 
     from reconciler.forge.gitea import GiteaClient
 
     return GiteaClient(settings.gitea_url, settings.gitea_repo or "", settings.token_value, timeout=timeout,
-                       max_attempts=max_attempts)
+                       max_attempts=max_attempts, deadline=timeout * 2)  # a forge that drips never holds a pass long
 
 
 def build_parts(settings: Settings, *, forge: Forge | None = None) -> Parts:
