@@ -37,6 +37,7 @@ from reconciler.daemon.runs import BranchRuns, RunDeps
 from reconciler.daemon.scheduler import Poller, build_scheduler
 from reconciler.daemon.steps import Steps, TrackedExecutor
 from reconciler.daemon.web import build_apps
+from reconciler.errors import AnotherWriter, ReconcilerError
 from reconciler.forge.webhooks import Trigger as Hook
 from reconciler.forge.webhooks import repo_full_name, webhook_app
 from reconciler.model.config import ReconcilerFile
@@ -50,6 +51,7 @@ DAY_S = 86400.0
 HTTP_MAX_CONNECTIONS = 64  # per listener; uvicorn answers 503 beyond it
 DELIVERIES_KEEP_S = 30 * DAY_S
 DELIVERIES_KEEP = 10_000
+LEASE_RETRY_S = 5.0  # while the engine is away at start
 
 
 class DaemonSettings(BaseModel):
@@ -163,11 +165,24 @@ class Daemon:
                 "last_poll_error": self.poller.last_error}
 
     # ---- lifecycle ---------------------------------------------------------------------------
+    def _claim(self) -> Lease:
+        """The instance's lease; while the engine cannot be reached, wait for it (a daemon started
+        with dockerd must not crash-loop); another holder is final (AnotherWriter)."""
+        backend = self.parts.backend(ReconcilerFile())
+        while True:
+            try:
+                return claim(backend, self.settings.settings.state_dir, "reconciler run")
+            except AnotherWriter:
+                raise
+            except ReconcilerError as exc:
+                log.warning("waiting for the engine to take the instance lease", extra={"error": str(exc)})
+                if self._stop.wait(LEASE_RETRY_S):
+                    raise
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
         s = self.settings
         try:  # one writer per instance: a second reconciler on this engine with this instance id stops here
-            self.lease = claim(self.parts.backend(ReconcilerFile()), s.settings.state_dir, "reconciler run")
+            self.lease = self._claim()
         except BaseException:
             self.lock.release()
             raise
