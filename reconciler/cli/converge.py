@@ -58,7 +58,7 @@ def apply_cmd(settings: Settings, source: str, ref: str | None, as_json: AsJson 
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except ReconcilerError as exc:  # the engine is away before anything was planned: `error` on the commit
-        outcome = failed_outcome(tree.revision, exc)
+        outcome = failed_outcome(tree.revision, exc, settings.contexts)
         if parts.forge is not None and tree.revision is not None:
             ForgePoster(parts.forge).post_lines(tree.revision, outcome.statuses, _runs_url(parts))
     report(outcome, as_json=as_json, applied=True)

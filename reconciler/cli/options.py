@@ -80,6 +80,9 @@ FORGE: dict[str, _Flag] = {
     "gitea_url": (Annotated[str | None, _option("--gitea-url", "Gitea base URL: post statuses there")], None),
     "gitea_repo": (Annotated[str | None, _option("--gitea-repo", "owner/name of the config repo on Gitea")], None),
     "public_url": (Annotated[str, _option("--public-url", "Base URL of the run pages, for status links")], ""),
+    "status_context_instance": (Annotated[bool, _option(
+        "--status-context-instance", "Put --instance-id in the status contexts: reconciler/<instance>/canary, "
+        "reconciler/<instance>/production, reconciler/<instance>/plan")], False),
 }
 
 

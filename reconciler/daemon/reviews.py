@@ -26,7 +26,7 @@ from reconciler.pipeline.compose import Parts
 from reconciler.pipeline.passes import PassOutcome, failed_outcome, plan_revision, planned_outcome
 from reconciler.plan import plan_to_json
 from reconciler.report.comments import MARKER, error_comment, plan_comment
-from reconciler.report.statuses import PLAN_CONTEXT, StatusLine, plan_error_status, plan_status
+from reconciler.report.statuses import plan_error_status, plan_pending, plan_status
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
@@ -123,15 +123,17 @@ class Reviewer:
         run_id = self.journal.start_run(RunKind.REVIEW, sha, Trigger.PULL_REQUEST, pr=number)
         url = run_url(self.public_url, run_id)
         with tagged(run_id, sha):
-            self.poster.post_lines(sha, [StatusLine(PLAN_CONTEXT, StatusState.PENDING, "planning")], url)
+            contexts = self.parts.settings.contexts
+            self.poster.post_lines(sha, [plan_pending(contexts)], url)
             outcome = self._plan(number, sha, fork)
             invalid = outcome.status is RunStatus.FAILED
             if outcome.plan is not None:
-                line, body = plan_status(outcome.plan), plan_comment(outcome.plan, sha, url)
+                line, body = plan_status(outcome.plan, contexts), plan_comment(outcome.plan, sha, url)
                 self.journal.set_plan(run_id, plan_to_json(outcome.plan))
             else:
                 errors = outcome.errors or tuple(outcome.message.strip().splitlines())
-                line = plan_error_status(outcome.message if not outcome.errors else outcome.errors[0], invalid=invalid)
+                line = plan_error_status(outcome.message if not outcome.errors else outcome.errors[0], invalid=invalid,
+                                         contexts=contexts)
                 body = error_comment(errors, sha, url, invalid=invalid)
             self.poster.post_lines(sha, [line], url)
             try:
@@ -143,5 +145,5 @@ class Reviewer:
             message = line.description if status is RunStatus.PLANNED else outcome.message
             self.journal.finish_run(run_id, status, message, statuses=[line.as_json()], recovered=True)
             self.metrics.reviews.labels(outcome=status).inc()
-            log.info("pull request reviewed", extra={"outcome": line.description, "context": PLAN_CONTEXT})
+            log.info("pull request reviewed", extra={"outcome": line.description, "context": line.context})
         return status

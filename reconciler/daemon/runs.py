@@ -85,6 +85,7 @@ class BranchRuns:
 
     def __init__(self, deps: RunDeps) -> None:
         self.deps = deps
+        self.contexts = deps.parts.settings.contexts
 
     # ---- the worker's calls ------------------------------------------------------------------
     def run(self, request: Request, control: RunControl) -> RunStatus:
@@ -117,7 +118,7 @@ class BranchRuns:
         started = time.monotonic()
         with tagged(run_id, request.sha, apply_run=True):
             log.info("run started", extra={"context": request.trigger})
-            self._post(request.sha, planning_statuses(request.sha), url)  # 2.
+            self._post(request.sha, planning_statuses(request.sha, self.contexts), url)  # 2.
             planned = planned or self._plan(request.sha)  # 3.
             if isinstance(planned, PassOutcome):
                 outcome = planned
@@ -129,7 +130,7 @@ class BranchRuns:
             final = list(outcome.final())
             if status is RunStatus.INTERRUPTED and control.superseded_by and not control.shutting_down:
                 status = RunStatus.SUPERSEDED
-                final += superseded_statuses(control.superseded_by, verified=True)
+                final += superseded_statuses(control.superseded_by, verified=True, contexts=self.contexts)
             self._record(run_id, status, outcome, final, control)  # 6. the journal first, then the commit
             trace.recorded, trace.final = status, final
             self._post(request.sha, final, url)
@@ -146,7 +147,7 @@ class BranchRuns:
     def superseded(self, request: Request, by: str) -> None:
         d = self.deps
         run_id = d.journal.start_run(RunKind.APPLY, request.sha, request.trigger, status=RunStatus.SUPERSEDED)
-        lines = superseded_statuses(by, verified=False)
+        lines = superseded_statuses(by, verified=False, contexts=self.contexts)
         with tagged(run_id, request.sha):
             self._post(request.sha, lines, run_url(d.public_url, run_id))
             d.journal.finish_run(run_id, RunStatus.SUPERSEDED, f"superseded by {by} before it was applied",
@@ -232,7 +233,7 @@ class BranchRuns:
         if trace.run_id is None and request.resync and self._same_error(request.sha, RunStatus.ERROR, reason,
                                                                          heal=trace.heal):
             return RunStatus.ERROR
-        lines = [] if trace.heal else error_statuses(reason)
+        lines = [] if trace.heal else error_statuses(reason, self.contexts)
         try:
             if trace.run_id is None:
                 trigger = Trigger.HEAL if trace.heal else request.trigger
@@ -297,7 +298,7 @@ class BranchRuns:
             with self.deps.steps.step(f"fetch {sha[:12]}"):
                 checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
         except SourceError as exc:
-            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"))
+            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"), self.contexts)
         with self.deps.steps.step(f"plan {sha[:12]}"):
             return plan_revision(checkout, self.deps.parts)
 

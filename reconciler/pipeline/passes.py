@@ -38,6 +38,8 @@ from reconciler.model.results import RunResult
 from reconciler.pipeline.compose import Parts
 from reconciler.pipeline.stages import Planned, apply_planned, plan_prepared, prepare
 from reconciler.report.statuses import (
+    DEFAULT_CONTEXTS,
+    Contexts,
     StatusLine,
     config_error_statuses,
     error_statuses,
@@ -95,15 +97,15 @@ class ForgePoster:
         return kept
 
 
-def failed_outcome(revision: str | None, exc: Exception) -> PassOutcome:
+def failed_outcome(revision: str | None, exc: Exception, contexts: Contexts = DEFAULT_CONTEXTS) -> PassOutcome:
     """What an error before apply means: a config error is `failed`, anything else `error`."""
     if isinstance(exc, ConfigError):
         errors = tuple(str(e) for e in exc.errors) if isinstance(exc, ConfigErrors) else (str(exc),)
         first = errors[0] if errors else str(exc)
         return PassOutcome(revision, RunStatus.FAILED, str(exc), errors=errors,
-                           statuses=tuple(config_error_statuses(first)))
+                           statuses=tuple(config_error_statuses(first, contexts)))
     message = str(exc) if isinstance(exc, ReconcilerError) else f"unexpected {type(exc).__name__}: {exc}"
-    return PassOutcome(revision, RunStatus.ERROR, message, statuses=tuple(error_statuses(message)))
+    return PassOutcome(revision, RunStatus.ERROR, message, statuses=tuple(error_statuses(message, contexts)))
 
 
 def plan_revision(checkout: Checkout, parts: Parts) -> Planned | PassOutcome:
@@ -111,10 +113,10 @@ def plan_revision(checkout: Checkout, parts: Parts) -> Planned | PassOutcome:
     try:
         return plan_prepared(prepare(checkout, parts, per_org=True), parts)
     except ReconcilerError as exc:
-        return failed_outcome(checkout.revision, exc)
+        return failed_outcome(checkout.revision, exc, parts.settings.contexts)
     except Exception as exc:  # a bug must end as a reported `error`, never an escaped traceback
         log.exception("planning failed", extra={"revision": checkout.revision})
-        return failed_outcome(checkout.revision, exc)
+        return failed_outcome(checkout.revision, exc, parts.settings.contexts)
 
 
 def planned_outcome(planned: Planned) -> PassOutcome:
@@ -177,6 +179,7 @@ def apply_and_report(
     status never links to a run page that still says `running`); `pending` lines are posted here.
     """
     revision = planned.prepared.revision
+    contexts = parts.settings.contexts
     posted: list[StatusLine] = []
     unposted: list[StatusLine] = []
 
@@ -187,19 +190,20 @@ def apply_and_report(
 
     def listen(event: ApplyEvent) -> None:
         if isinstance(event, TierStarted) and event.changes:  # nothing to do: no flicker through pending
-            post([tier_pending(event.tier, event.changes)])
+            post([tier_pending(event.tier, event.changes, contexts)])
         if on_event is not None:
             on_event(event)
 
     outcome: PassOutcome | None = None
     try:
         run = apply_planned(planned, parts, stop=stop, on_event=listen)  # 5.
-        outcome = applied_outcome(planned, run, run_statuses(run, planned.plan))
+        outcome = applied_outcome(planned, run, run_statuses(run, planned.plan, contexts))
     except Exception as exc:  # a bug or a lost backend must still end with a final status
         log.exception("apply failed", extra={"revision": revision})
-        outcome = failed_outcome(revision, exc)
+        outcome = failed_outcome(revision, exc, contexts)
     finally:  # 6. (a KeyboardInterrupt or SystemExit still leaves a final word on the commit)
-        lines = outcome.statuses if outcome is not None else error_statuses("the reconciler stopped during this run")
+        lines = outcome.statuses if outcome is not None else error_statuses("the reconciler stopped during this run",
+                                                                            contexts)
         if post_final or outcome is None:
             post(lines)
         else:

@@ -17,6 +17,7 @@ from reconciler.model.credentials import NONE, Credentials
 from reconciler.model.enums import Mode
 from reconciler.model.policy import Policy
 from reconciler.plan.guards import PlanPolicy
+from reconciler.report.statuses import Contexts
 
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "reconciler"
 DEFAULT_SECRETS = Path.home() / ".config" / "reconciler" / "secrets"
@@ -42,10 +43,16 @@ class Settings(BaseModel):
     gitea_url: str | None = None
     gitea_repo: str | None = None  # owner/name
     public_url: str = ""  # base URL of the run pages, for status links
+    status_context_instance: bool = False  # contexts reconciler/<instance-id>/<kind> instead of reconciler/<kind>
 
     @property
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
+
+    @property
+    def contexts(self) -> Contexts:
+        """The commit status contexts this reconciler posts (and reads back)."""
+        return Contexts(self.instance_id if self.status_context_instance else None)
 
     @property
     def hold_file(self) -> Path:

@@ -1,7 +1,9 @@
 """Commit statuses as pure values: one `StatusLine` per context from a pass's outcome. No I/O.
 
 Contexts: `reconciler/canary` and `reconciler/production` on the watched branch, `reconciler/plan`
-on pull request heads. `pending` when a tier starts, then `success`, `failure` (the change is
+on pull request heads; with the instance in them (`--status-context-instance`)
+`reconciler/<instance>/canary` and so on, so that two reconcilers can report on one repository
+(`Contexts`, the one place a context is named). `pending` when a tier starts, then `success`, `failure` (the change is
 wrong: bad config, health gate failed, plan refused, a change held) or `error` (the reconciler
 could not do its job: backend down, interrupted). Descriptions are one line of at most 140
 characters, e.g. `canary: 2 created, 1 updated · 3/3 healthy in 14s`.
@@ -21,8 +23,35 @@ from reconciler.model.plan import Plan
 from reconciler.model.results import RunResult, TierResult
 from reconciler.model.text import DESCRIPTION_LIMIT, cut, one_line
 
-CONTEXTS: dict[Tier, str] = {Tier.CANARY: "reconciler/canary", Tier.PRODUCTION: "reconciler/production"}
-PLAN_CONTEXT = "reconciler/plan"
+PREFIX = "reconciler"
+PLAN_KIND = "plan"
+
+
+@dataclass(frozen=True)
+class Contexts:
+    """The status contexts of one reconciler: `reconciler/<kind>`, or `reconciler/<instance>/<kind>`
+    when the operator puts the instance in them (`instance` not None)."""
+
+    instance: str | None = None
+
+    def name(self, kind: str) -> str:
+        return f"{PREFIX}/{self.instance}/{kind}" if self.instance else f"{PREFIX}/{kind}"
+
+    def tier(self, tier: Tier) -> str:
+        return self.name(tier.value)
+
+    @property
+    def plan(self) -> str:
+        return self.name(PLAN_KIND)
+
+    def all(self) -> tuple[str, ...]:
+        """Every context this reconciler posts: the tiers in order, then the plan."""
+        return (*(self.tier(t) for t in TIER_ORDER), self.plan)
+
+
+DEFAULT_CONTEXTS = Contexts()
+CONTEXTS: dict[Tier, str] = {t: DEFAULT_CONTEXTS.tier(t) for t in TIER_ORDER}  # reconciler/canary, .../production
+PLAN_CONTEXT = DEFAULT_CONTEXTS.plan  # reconciler/plan
 STATE_OF: dict[Outcome, StatusState] = {
     Outcome.SUCCESS: StatusState.SUCCESS,
     Outcome.FAILED: StatusState.FAILURE,
@@ -57,19 +86,19 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def _line(tier: Tier, state: StatusState, text: str) -> StatusLine:
-    return StatusLine(CONTEXTS[tier], state, one_line(f"{tier.value}: {text}"))
+def _line(tier: Tier, state: StatusState, text: str, contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
+    return StatusLine(contexts.tier(tier), state, one_line(f"{tier.value}: {text}"))
 
 
-def each_tier(state: StatusState, text: str) -> list[StatusLine]:
+def each_tier(state: StatusState, text: str, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """The same line on both tier contexts (`<tier>: <text>`)."""
-    return [_line(t, state, text) for t in TIER_ORDER]
+    return [_line(t, state, text, contexts) for t in TIER_ORDER]
 
 
-def tier_pending(tier: Tier, changes: int) -> StatusLine:
+def tier_pending(tier: Tier, changes: int, contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
     """Posted when a tier starts (apply's `TierStarted` event)."""
     what = f"applying {changes} change{'' if changes == 1 else 's'}" if changes else "checking, no changes"
-    return _line(tier, StatusState.PENDING, what)
+    return _line(tier, StatusState.PENDING, what, contexts)
 
 
 def counts_text(result: TierResult) -> str:
@@ -79,52 +108,52 @@ def counts_text(result: TierResult) -> str:
 
 
 def tier_status(tier: Tier, result: TierResult | None, *,
-                blocked_state: StatusState = StatusState.FAILURE) -> StatusLine:
+                blocked_state: StatusState = StatusState.FAILURE, contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
     """The final line for one tier. `result` None: the tier has not started (pending).
 
     `blocked_state` is the state of a tier that was not applied because an earlier one did not
     pass (`failure` after a failed canary, `error` after a reconciler error or an interrupt).
     """
     if result is None:
-        return _line(tier, StatusState.PENDING, "waiting for the earlier tier")
+        return _line(tier, StatusState.PENDING, "waiting for the earlier tier", contexts)
     if result.blocked_by:
-        return _line(tier, blocked_state, f"not applied: {result.blocked_by}")
+        return _line(tier, blocked_state, f"not applied: {result.blocked_by}", contexts)
     done = counts_text(result)
     if result.outcome is Outcome.SUCCESS:
         if not done:
-            return _line(tier, StatusState.SUCCESS, f"up to date ({result.unchanged} unchanged)")
+            return _line(tier, StatusState.SUCCESS, f"up to date ({result.unchanged} unchanged)", contexts)
         gate = result.gate
         health = f" · {gate.healthy}/{gate.total} healthy" if gate and gate.total else ""
-        return _line(tier, StatusState.SUCCESS, f"{done}{health} in {format_duration(result.duration_s)}")
+        return _line(tier, StatusState.SUCCESS, f"{done}{health} in {format_duration(result.duration_s)}", contexts)
     rolled = "; rolled back" if result.rolled_back else ""
     if result.gate is not None and result.gate.outcome is Outcome.FAILED:
-        return _line(tier, StatusState.FAILURE, f"health gate failed: {result.gate.message}{rolled}")
+        return _line(tier, StatusState.FAILURE, f"health gate failed: {result.gate.message}{rolled}", contexts)
     if result.outcome is Outcome.SKIPPED:
-        return _line(tier, StatusState.ERROR, f"interrupted{f' after {done}' if done else ''}; not verified")
+        return _line(tier, StatusState.ERROR, f"interrupted{f' after {done}' if done else ''}; not verified", contexts)
     state = STATE_OF[result.outcome]
     prefix = "could not apply" if state is StatusState.ERROR else "failed"
-    return _line(tier, state, f"{prefix}: {result.message}{rolled}")
+    return _line(tier, state, f"{prefix}: {result.message}{rolled}", contexts)
 
 
-def run_statuses(run: RunResult, plan: Plan | None = None) -> list[StatusLine]:
+def run_statuses(run: RunResult, plan: Plan | None = None, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """Final lines for both tier contexts of one applied plan, in tier order, its holds and the orgs
     that failed to render included."""
     if run.refused:
-        return each_tier(StatusState.FAILURE, f"refused: {run.refused}")
+        return each_tier(StatusState.FAILURE, f"refused: {run.refused}", contexts)
     lines: list[StatusLine] = []
     blocked_state = StatusState.FAILURE
     for tier in TIER_ORDER:
         result = run.tier(tier)
-        line = tier_status(tier, result, blocked_state=blocked_state)
+        line = tier_status(tier, result, blocked_state=blocked_state, contexts=contexts)
         if plan is not None:
-            line = _with_failed_orgs(_with_holds(line, tier, plan), tier, plan)
+            line = _with_failed_orgs(_with_holds(line, tier, plan, contexts), tier, plan)
         lines.append(line)
         if result is not None and not result.blocked_by and result.outcome is not Outcome.SUCCESS:
             blocked_state = StatusState.FAILURE if result.outcome is Outcome.FAILED else StatusState.ERROR
     return lines
 
 
-def _with_holds(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
+def _with_holds(line: StatusLine, tier: Tier, plan: Plan, contexts: Contexts) -> StatusLine:
     """A tier with held changes is not at its desired state: it says what is held and why (`failure`)."""
     held = [a for a in plan.held() if a.tier is tier]
     if not held or line.state is StatusState.PENDING:
@@ -132,7 +161,7 @@ def _with_holds(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
     if line.state in (StatusState.FAILURE, StatusState.ERROR):  # something else went wrong too: that first
         return StatusLine(line.context, line.state, one_line(f"{line.description}; {len(held)} held"))
     count = f"{len(held)} held" if len(held) > 1 else "held"
-    return _line(tier, StatusState.FAILURE, f"{count}: {held[0].reason}")
+    return _line(tier, StatusState.FAILURE, f"{count}: {held[0].reason}", contexts)
 
 
 def fit(head: str, middle: str, tail: str = "", limit: int = DESCRIPTION_LIMIT) -> str:
@@ -162,40 +191,46 @@ def _with_failed_orgs(line: StatusLine, tier: Tier, plan: Plan) -> StatusLine:
     return StatusLine(line.context, StatusState.FAILURE, failed_orgs_text(plan, f"{tier.value}: "))
 
 
-def config_error_statuses(first_error_text: str) -> list[StatusLine]:
+def config_error_statuses(first_error_text: str, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """A render error: nothing planned, both contexts `failure` naming the first error's file:line."""
     text = one_line(f"invalid config: {first_error_text}")
-    return [StatusLine(CONTEXTS[t], StatusState.FAILURE, text) for t in TIER_ORDER]
+    return [StatusLine(contexts.tier(t), StatusState.FAILURE, text) for t in TIER_ORDER]
 
 
-def error_statuses(message: str) -> list[StatusLine]:
+def error_statuses(message: str, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """The reconciler could not do its job before any tier ran (e.g. backend unreachable)."""
-    return each_tier(StatusState.ERROR, f"not applied: {message}")
+    return each_tier(StatusState.ERROR, f"not applied: {message}", contexts)
 
 
-def planning_statuses(revision: str) -> list[StatusLine]:
+def planning_statuses(revision: str, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """`pending` on both tiers the moment a run starts (before anything is fetched)."""
-    return each_tier(StatusState.PENDING, f"planning {revision[:12]}")
+    return each_tier(StatusState.PENDING, f"planning {revision[:12]}", contexts)
 
 
-def superseded_statuses(by: str, *, verified: bool) -> list[StatusLine]:
+def superseded_statuses(by: str, *, verified: bool, contexts: Contexts = DEFAULT_CONTEXTS) -> list[StatusLine]:
     """`warning`, not `error`: nothing went wrong, a newer commit took its place (Gitea >= 1.10.5)."""
     when = "before it was verified" if verified else "before it was applied"
-    return each_tier(StatusState.WARNING, f"superseded by {by[:12]} {when}")
+    return each_tier(StatusState.WARNING, f"superseded by {by[:12]} {when}", contexts)
 
 
-def plan_status(plan: Plan) -> StatusLine:
+def plan_pending(contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
+    """`reconciler/plan` the moment a pull request head is picked up."""
+    return StatusLine(contexts.plan, StatusState.PENDING, "planning")
+
+
+def plan_status(plan: Plan, contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
     """`reconciler/plan` on a pull request head that planned: its compact counts, or the refusal."""
     if plan.refused:
-        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, one_line(f"refused: {plan.refused}"))
+        return StatusLine(contexts.plan, StatusState.FAILURE, one_line(f"refused: {plan.refused}"))
     if plan.failed_orgs:
-        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, failed_orgs_text(plan, tail=f"; others: {plan.summary()}"))
-    return StatusLine(PLAN_CONTEXT, StatusState.SUCCESS, one_line(plan.summary()))
+        return StatusLine(contexts.plan, StatusState.FAILURE,
+                          failed_orgs_text(plan, tail=f"; others: {plan.summary()}"))
+    return StatusLine(contexts.plan, StatusState.SUCCESS, one_line(plan.summary()))
 
 
-def plan_error_status(message: str, *, invalid: bool) -> StatusLine:
+def plan_error_status(message: str, *, invalid: bool, contexts: Contexts = DEFAULT_CONTEXTS) -> StatusLine:
     """`reconciler/plan` when there is no plan: the config is invalid (`failure`) or the reconciler failed."""
     if invalid:
         first = (message.strip().splitlines() or ["invalid config"])[0]
-        return StatusLine(PLAN_CONTEXT, StatusState.FAILURE, one_line(f"invalid config: {first}"))
-    return StatusLine(PLAN_CONTEXT, StatusState.ERROR, one_line(f"could not plan: {message}"))
+        return StatusLine(contexts.plan, StatusState.FAILURE, one_line(f"invalid config: {first}"))
+    return StatusLine(contexts.plan, StatusState.ERROR, one_line(f"could not plan: {message}"))
