@@ -4,7 +4,9 @@
 one step of the worker (fetching a commit, planning, applying a tier, a health gate, posting
 statuses, recovery: `steps.py`) lasting longer than `--stuck-after`, shown as
 `"stuck": {"step": ..., "for_s": ...}`. It shows the current step in any case, and says when a run
-last succeeded; `/metrics` is Prometheus text; the run pages are plain HTML (`pages.py`). The
+last succeeded; `/schemas/<name>.schema.json` are the config files' JSON Schemas as shipped in the
+package (open like `/healthz`, for editors; any other name is 404); `/metrics` is Prometheus text;
+the run pages are plain HTML (`pages.py`). The
 webhook receiver is `forge.webhooks.webhook_app` itself, its routes mounted here, wrapped only to
 count deliveries by outcome (from the status code it answers).
 
@@ -33,9 +35,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reconciler.daemon import pages
 from reconciler.daemon.journal import Journal
 from reconciler.daemon.metrics import CONTENT_TYPE, Metrics
+from reconciler.render import schema
 
 HOOK_PATH = "/hooks/gitea"
 OPEN_PATHS = frozenset({"/healthz", HOOK_PATH})
+SCHEMAS_PREFIX = "/schemas/"  # open too: an editor fetching a schema has no token
 REALM = 'realm="reconciler"'
 
 
@@ -58,6 +62,12 @@ class CountDeliveries:
         await self.app(scope, receive, counting)
 
 
+def is_schema(scope: Scope) -> bool:
+    """`/schemas/<one segment>`: nothing but the schema route can match it."""
+    path = str(scope.get("path", ""))
+    return path.startswith(SCHEMAS_PREFIX) and "/" not in path[len(SCHEMAS_PREFIX):]
+
+
 class RequireToken:
     """ASGI wrapper: a request outside `open_paths` needs the token, as `Authorization: Bearer <token>`
     or as the password of Basic auth (any user); compared in constant time. 401 otherwise."""
@@ -67,7 +77,7 @@ class RequireToken:
         self._digest = hashlib.sha256(token.encode()).digest()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.open_paths or self.allowed(scope):
+        if scope["type"] != "http" or scope.get("path") in self.open_paths or is_schema(scope) or self.allowed(scope):
             await self.app(scope, receive, send)
             return
         response = PlainTextResponse("authentication required\n", status_code=401)
@@ -111,7 +121,15 @@ def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str
             return HTMLResponse(pages.page("not found", f"<p>No run #{run_id}.</p>"), status_code=404)
         return HTMLResponse(pages.run_page(row, journal.actions(run_id)))
 
-    open_routes: list[BaseRoute] = [Route("/healthz", healthz), *(hooks.routes if hooks is not None else [])]
+    async def schema_file(request: Request) -> Response:
+        body = schema.packaged(request.path_params["name"])  # only the shipped names: nothing else is read
+        if body is None:
+            return PlainTextResponse("no such schema\n", status_code=404)
+        return Response(body, media_type=schema.MEDIA_TYPE, headers={"cache-control": "max-age=300"})
+
+    schema_route = Route(SCHEMAS_PREFIX + "{name}", schema_file)
+    open_routes: list[BaseRoute] = [Route("/healthz", healthz), schema_route,
+                                    *(hooks.routes if hooks is not None else [])]
     page_routes: list[BaseRoute] = [Route("/metrics", metrics_text), Route("/runs", runs),
                                     Route("/runs/{run_id:int}", run)]
 
@@ -120,5 +138,5 @@ def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str
         return RequireToken(app, token) if token else app
 
     if split:
-        return CountDeliveries(Starlette(routes=open_routes), metrics), guarded(page_routes)
+        return CountDeliveries(Starlette(routes=open_routes), metrics), guarded([schema_route, *page_routes])
     return CountDeliveries(guarded(open_routes + page_routes), metrics), None

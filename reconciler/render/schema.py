@@ -1,10 +1,12 @@
 """JSON Schemas (draft 2020-12) for every config file, generated from the pydantic models.
 
-The models are the one source of truth; `schemas/*.schema.json` are this module's output,
-checked in for editors (yaml-language-server) and checked by a test to never drift:
+The models are the one source of truth; `reconciler/schemas/*.schema.json` are this module's output,
+checked in for editors (yaml-language-server), shipped in the package (`packaged`, served by the
+daemon at `/schemas/<name>`) and checked by a test to never drift. `schemas/` at the top of the
+repository is a link to that directory, not a copy:
 
-    python -m reconciler.render.schema            # rewrite schemas/
-    python -m reconciler.render.schema --check    # exit 1 when schemas/ is stale
+    python -m reconciler.render.schema            # rewrite reconciler/schemas/
+    python -m reconciler.render.schema --check    # exit 1 when they are stale
 
 Where a workspace (or a list of them) may stand, the schema also accepts what the `!include`
 (a path string) and `!external` (a {repo, ref, path, url?} mapping) tags carry, as an editor
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ from reconciler.model.credentials import CredentialsFile
 from reconciler.model.policy import Policy
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"  # package data: reconciler/schemas
+MEDIA_TYPE = "application/schema+json"
 FILES: dict[str, tuple[type[BaseModel], str]] = {
     "reconciler.schema.json": (ReconcilerFile, "reconciler.yaml: repo-wide settings"),
     "plugins.schema.json": (PluginsFile, "plugins.yaml: plugin pins"),
@@ -84,6 +88,14 @@ def generate(filename: str) -> dict[str, Any]:
         "title": title,
         **{k: v for k, v in schema.items() if k != "title"},
     }
+
+
+def packaged(name: str) -> bytes | None:
+    """The schema file `name` (e.g. `org.schema.json`) as installed with the package; None for any
+    name that is not one of `FILES` (so never a path outside the schemas)."""
+    if name not in FILES:
+        return None
+    return resources.files("reconciler").joinpath("schemas", name).read_bytes()
 
 
 def render_all() -> dict[str, str]:

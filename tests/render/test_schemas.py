@@ -1,5 +1,7 @@
-"""One source of truth: the checked-in JSON Schemas are generated from the pydantic models, and
-the example repo (with its !include / !external tags as editors see them) validates against them."""
+"""One source of truth: the checked-in JSON Schemas are generated from the pydantic models (shipped in the
+package as `reconciler/schemas/`, which `schemas/` links to), and the example repo (with its !include /
+!external tags as editors see them) validates against them. The example's modelines use the URL form the
+README documents: `<daemon URL>/schemas/<file>`, here the default listener."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from reconciler.render import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "org-repo"
+MODELINE_BASE = "http://127.0.0.1:8080/schemas/"  # `reconciler run`'s default --listen serves them there
+CONFIG_FILES = sorted(p for p in EXAMPLE.rglob("*.yaml") if ".gitea" not in p.relative_to(EXAMPLE).parts)
 
 
 class TagLoader(yaml.SafeLoader):
@@ -27,9 +31,14 @@ TagLoader.add_constructor("!external", lambda loader, node: loader.construct_map
 
 def test_checked_in_schemas_match_the_models() -> None:
     for name, text in schema.render_all().items():
-        path = ROOT / "schemas" / name
+        path = schema.SCHEMA_DIR / name
         assert path.is_file(), f"{path} missing: run python -m reconciler.render.schema"
         assert path.read_text() == text, f"{name} is stale: run python -m reconciler.render.schema"
+    assert sorted(p.name for p in schema.SCHEMA_DIR.glob("*.json")) == sorted(schema.FILES)  # no stray schema
+
+
+def test_top_level_schemas_is_the_package_directory_not_a_copy() -> None:
+    assert (ROOT / "schemas").resolve() == schema.SCHEMA_DIR.resolve()
 
 
 def _schema_for(path: Path) -> str:
@@ -38,10 +47,13 @@ def _schema_for(path: Path) -> str:
     return first.split("$schema=", 1)[1]
 
 
-@pytest.mark.parametrize("path", sorted(p for p in EXAMPLE.rglob("*.yaml")), ids=lambda p: str(p.relative_to(EXAMPLE)))
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(EXAMPLE)))
 def test_every_example_file_has_a_modeline_and_validates(path: Path) -> None:
-    schema_path = (path.parent / _schema_for(path)).resolve()
-    validator = Draft202012Validator(json.loads(schema_path.read_text()))
+    url = _schema_for(path)
+    assert url.startswith(MODELINE_BASE), f"{path}: modeline should be {MODELINE_BASE}<file>"
+    body = schema.packaged(url.removeprefix(MODELINE_BASE))  # what the daemon serves at that URL
+    assert body is not None, url
+    validator = Draft202012Validator(json.loads(body))
     data: Any = yaml.load(path.read_text(), Loader=TagLoader)  # noqa: S506 - SafeLoader subclass
     errors = [e.message for e in validator.iter_errors(data)]
     assert errors == []
