@@ -36,4 +36,5 @@ def test_every_quoted_text_on_the_run_pages_is_escaped() -> None:
         assert ESCAPED in page and "&amp;amp;" in page
         tags = set(re.findall(r"</?([a-z0-9]+)", page))
         assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "a", "table", "tr",
-                        "th", "td", "code", "span", "pre"}, tags
+                        "th", "td", "code", "span", "pre",
+                        "svg", "g", "rect", "line", "text", "path"}, tags  # the timeline
