@@ -39,6 +39,8 @@ from reconciler.logs import mask_secret
 from reconciler.report.timeline import FAIL_COLOUR, FILL, GATE_FILL
 from tests.support.run_results import BAD, GATE_MESSAGE, GOOD, HOSTILE, SECRET, write_runs
 
+pytestmark = pytest.mark.docker  # a real browser: installed by scripts/setup.sh, not by this checkout
+
 WINDOW = (1280, 900)
 
 
