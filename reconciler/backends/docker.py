@@ -135,7 +135,7 @@ class DockerBackend:
         overrides = self.overrides.snapshot()
         with self._lock:
             memo = ListingMemo(self._memo)
-        observed = observe(rows, self.instance_id, overrides, memo)
+        observed = self.objects.probes.overlay(rows, observe(rows, self.instance_id, overrides, memo))
         with self._lock:
             self._memo = memo
         return observed
@@ -154,7 +154,7 @@ class DockerBackend:
         labels = (info.get("Config") or {}).get("Labels") or {}
         if not lb.is_owned(labels, self.instance_id, workspace_id):
             return HealthState.MISSING
-        return health_from_inspect(info, self._settle)
+        return health_from_inspect(info, self._settle, self.objects.probes)
 
     # -- apply -------------------------------------------------------------------------------
     def apply(self, action: Action, secret_env: Mapping[str, str], revision: str | None) -> None:

@@ -1,6 +1,9 @@
 """Health of one workspace container, from `docker inspect` (or `docker ps`) data. Pure but for a clock.
 
-- the container defines a Docker HEALTHCHECK: its status (starting / healthy / unhealthy);
+- the container carries the reconciler's probe label (`health:` set): the verdict of the HTTP
+  probes the reconciler makes itself (`docker_probe.py`), whatever the image holds;
+- the container defines a Docker HEALTHCHECK (the image's own, or the in-image `wget` of a
+  container created without reconciler probes): its status (starting / healthy / unhealthy);
 - otherwise "running and not restarting": HEALTHY once the same start (container id, StartedAt,
   RestartCount) has lasted `settle_seconds`, STARTING before that;
 - exited, dead, restarting, created-but-not-started, paused: UNHEALTHY.
@@ -16,9 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model.enums import HealthState
+
+if TYPE_CHECKING:
+    from reconciler.backends.docker_probe import HttpProbes
 
 _CHECK_STATES = {
     "healthy": HealthState.HEALTHY,
@@ -63,8 +69,8 @@ class SettleTracker:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settle_seconds = settle_seconds
-        self._clock = clock
-        self._wall = wall_clock
+        self.clock = self._clock = clock
+        self.wall = self._wall = wall_clock
         self._lock = threading.Lock()
         self._since: dict[str, tuple[tuple[str, int], float]] = {}
 
@@ -85,10 +91,15 @@ class SettleTracker:
             self._since.pop(container_id, None)
 
 
-def health_from_inspect(info: Mapping[str, Any], settle: SettleTracker) -> HealthState:
+def health_from_inspect(
+    info: Mapping[str, Any], settle: SettleTracker, probes: HttpProbes | None = None
+) -> HealthState:
     state = info.get("State") or {}
     if not state.get("Running") or state.get("Restarting") or state.get("Paused"):
         return HealthState.UNHEALTHY
+    probed = probes.state(info) if probes is not None else None
+    if probed is not None:
+        return probed
     check = (state.get("Health") or {}).get("Status")
     if check in _CHECK_STATES:
         return _CHECK_STATES[check]

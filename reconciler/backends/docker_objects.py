@@ -18,6 +18,7 @@ import docker.errors
 from reconciler.backends import labels as lb
 from reconciler.backends.docker_engine import is_not_found, is_removal_in_progress
 from reconciler.backends.docker_health import SettleTracker
+from reconciler.backends.docker_probe import PROBE_LABEL, HttpProbes
 from reconciler.errors import BackendError, TransientBackendError
 from reconciler.model.desired import DesiredWorkspace
 
@@ -53,6 +54,7 @@ class InstanceObjects:
         self.restart_policy = restart_policy
         self.stop_timeout = stop_timeout
         self.settle = settle
+        self.probes = HttpProbes(api, clock=settle.clock, wall=settle.wall)  # `health:` checks (docker_probe.py)
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         try:
@@ -101,6 +103,7 @@ class InstanceObjects:
             if not (is_not_found(exc) or is_removal_in_progress(exc)):
                 raise
         self.settle.forget(container_id)
+        self.probes.forget(container_id)
 
     def remove_container(self, container_id: str) -> None:
         try:
@@ -108,6 +111,7 @@ class InstanceObjects:
         except docker.errors.APIError as exc:
             if not (is_not_found(exc) or is_removal_in_progress(exc)):
                 raise
+        self.probes.forget(container_id)
 
     def remove_volume(self, name: str, workspace_id: str) -> None:
         api = self._api()
@@ -182,8 +186,18 @@ class InstanceObjects:
             network_mode=self.network,
             **{k: v for k, v in limits.items() if v is not None},
         )
-        healthcheck = None
-        if desired.health:
+        labels = lb.workload_labels(
+            self.instance_id,
+            desired,
+            revision=revision,
+            image=image,
+            configs_hash=lb.configs_fingerprint(desired),
+        )
+        healthcheck: dict[str, Any] | None = None
+        if desired.health and self.probes.enabled:  # the reconciler probes it: no exec in the container
+            labels[PROBE_LABEL] = self.probes.label(desired.health)
+            healthcheck = {"test": ["NONE"]}
+        elif desired.health:  # no reconciler probes here: the runtime image's wget does it
             h = desired.health
             healthcheck = {
                 "test": ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{h.port}{h.path} || exit 1"],
@@ -192,13 +206,6 @@ class InstanceObjects:
                 "retries": h.retries,
                 "start_period": nanos(h.start_period_seconds),
             }
-        labels = lb.workload_labels(
-            self.instance_id,
-            desired,
-            revision=revision,
-            image=image,
-            configs_hash=lb.configs_fingerprint(desired),
-        )
         return {
             "image": image,
             "name": name,
