@@ -409,7 +409,7 @@ def split_timeline(marks: list[tuple[str, float]]) -> dict[str, float]:
     (first tier start to its gate), gate, commit (and deletes), the rest (between tiers, report)."""
     steps = {"plan": 0.0, "actions": 0.0, "gate": 0.0, "commit+deletes": 0.0, "other": 0.0}
     step_after = {"start": "plan", "TierStarted": "actions", "ActionDone": "actions", "GateStarted": "gate",
-                  "GateDone": "commit+deletes", "TierDone": "other"}
+                  "GateProgress": "gate", "GateDone": "commit+deletes", "TierDone": "other"}
     for (name, at), (_, until) in itertools.pairwise(marks):
         steps[step_after.get(name, "other")] += until - at
     return steps

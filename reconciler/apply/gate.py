@@ -11,6 +11,7 @@ How it ends, checked after every poll round:
 - ERROR: the timeout passed and every workspace not healthy was UNKNOWN: the backend could not
   tell, which is never treated as dead (no rollback on a guess);
 - SKIPPED: `stop` was set (interrupt): the wait ends, nothing is decided.
+Each poll round is reported to `on_event` as a `GateProgress` (the CLI's live healthy count).
 Clock and sleep are injected: tests advance a fake clock and never wait.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from reconciler.backends.base import Backend
 from reconciler.model.enums import HealthState, Outcome, Tier
+from reconciler.model.events import EventSink, GateProgress
 from reconciler.model.results import GateResult
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def wait_healthy(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     stop: threading.Event,
+    on_event: EventSink | None = None,
 ) -> GateResult:
     ids = sorted(set(workspace_ids))
     started = clock()
@@ -57,6 +60,8 @@ def wait_healthy(
         for ws, state in states.items():
             streak[ws] = streak[ws] + 1 if state in BAD else 0
         elapsed = clock() - started
+        if on_event is not None:
+            on_event(GateProgress(tier, healthy, len(ids), elapsed))
 
         def result(outcome: Outcome, message: str, states: dict[str, HealthState] = states,
                    healthy: int = healthy, elapsed: float = elapsed) -> GateResult:

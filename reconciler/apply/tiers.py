@@ -64,7 +64,8 @@ def run_tier(ctx: RunContext, plan: Plan, tier: Tier) -> TierResult:
         return finish(Outcome.SKIPPED, results, message="interrupted")
 
     ctx.emit(GateStarted(tier, len(touched)))
-    gate = wait_healthy(ctx.backend, tier, touched, ctx.gate, clock=ctx.clock, sleep=ctx.sleep, stop=ctx.stop)
+    gate = wait_healthy(ctx.backend, tier, touched, ctx.gate, clock=ctx.clock, sleep=ctx.sleep, stop=ctx.stop,
+                        on_event=ctx.emit)
     ctx.emit(GateDone(gate))
     if gate.outcome is Outcome.FAILED:
         rolled = cleanup(ctx, "rollback", touched)

@@ -38,6 +38,16 @@ class GateStarted:
 
 
 @dataclass(frozen=True)
+class GateProgress:
+    """One poll round of a tier's health gate: `healthy` of its `total` workspaces are healthy now."""
+
+    tier: Tier
+    healthy: int
+    total: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
 class GateDone:
     result: GateResult  # how the wait ended
 
@@ -49,5 +59,5 @@ class TierDone:
     result: TierResult
 
 
-ApplyEvent = TierStarted | ActionDone | GateStarted | GateDone | TierDone
+ApplyEvent = TierStarted | ActionDone | GateStarted | GateProgress | GateDone | TierDone
 EventSink = Callable[[ApplyEvent], None]
