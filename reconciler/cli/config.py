@@ -1,13 +1,16 @@
-"""`reconciler validate` and `reconciler render`: a config repository checked, or shown as it renders."""
+"""`reconciler validate` and `reconciler render`: a config repository checked, or shown as it renders.
+
+The source is what `apply` takes (a directory, a local git repository, a git URL at `--ref`), reached
+through the same checkout with the same credentials and trust policy."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
-from reconciler.cli.options import STATE, TRUST, AsJson, PathArg, exit_on_errors, operator
+from reconciler.cli.options import SOURCE_ARG, STATE, TOKEN, TRUST, AsJson, checkout_or_exit, exit_on_errors, operator
+from reconciler.cli.progress import Progress
 from reconciler.errors import ConfigError
 from reconciler.model.config import ReconcilerFile
 from reconciler.model.desired import DesiredState
@@ -17,25 +20,29 @@ from reconciler.render.repo import load_settings, render_repo
 from reconciler.report.desired import desired_json, render_tree, summary
 
 
-def _render(path: Path, settings: Settings) -> DesiredState:
+def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = False) -> DesiredState:
     parts = build_parts(settings)
+    tree = checkout_or_exit(parts, source, ref, None if quiet else Progress())
+    path = tree.root
     try:  # an invalid reconciler.yaml is reported by render_repo with every other error
         repo = load_settings(path)
     except ConfigError:
         repo = ReconcilerFile()
     with exit_on_errors():
-        return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo), policy=settings.policy)
+        return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo), policy=settings.policy,
+                           revision=tree.revision)
 
 
-@operator(STATE, TRUST, default_secrets=False)
-def validate(settings: Settings, path: PathArg) -> None:
-    """Check a config repository: schema, includes, externals, references, the operator policy. Exit 1 on any
-    error."""
-    typer.echo(summary(_render(path, settings)))
+@operator(SOURCE_ARG, STATE, TRUST, TOKEN, default_secrets=False)
+def validate(settings: Settings, source: str, ref: str | None) -> None:
+    """Check a config repository (directory, git repository or URL): schema, includes, externals,
+    references, the operator policy. Exit 1 on any error."""
+    typer.echo(summary(_render(source, ref, settings)))
 
 
-@operator(STATE, TRUST, default_secrets=False)
-def render(settings: Settings, path: PathArg, as_json: AsJson = False) -> None:
-    """Print the desired state a config repository renders to (never a secret value)."""
-    state = _render(path, settings)
+@operator(SOURCE_ARG, STATE, TRUST, TOKEN, default_secrets=False)
+def render(settings: Settings, source: str, ref: str | None, as_json: AsJson = False) -> None:
+    """Print the desired state a config repository (directory, git repository or URL) renders to (never a
+    secret value)."""
+    state = _render(source, ref, settings, quiet=as_json)
     typer.echo(json.dumps(desired_json(state), indent=2) if as_json else render_tree(state))

@@ -2,8 +2,9 @@
 
 A command declares only its own parameters and asks for the shared groups with `@operator(...)`;
 the decorator adds those flags to the command's signature (typer reads it) and hands the command
-one frozen `Settings` built from them. So `plan`, `apply`, `pins` and `run` cannot disagree on a
-flag's name, default or meaning.
+one frozen `Settings` built from them. So `validate`, `plan`, `apply`, `pins` and `run` cannot
+disagree on a flag's name, default or meaning, and every one of them reaches its source through
+`checkout_or_exit` (`Parts.checkout`): a directory, a local git repository or a git URL at `--ref`.
 """
 
 from __future__ import annotations
@@ -19,26 +20,39 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from reconciler.errors import ConfigError, ConfigErrors, ReconcilerError
+from reconciler.errors import ConfigError, ConfigErrors, ReconcilerError, SourceError
 from reconciler.model.enums import Mode
 from reconciler.pipeline.operator import default_policy_path, load_credentials, load_policy, token_host
 from reconciler.pipeline.settings import DEFAULT_SECRETS, DEFAULT_STATE, Settings
+
+if typing.TYPE_CHECKING:
+    from reconciler.cli.progress import Progress
+    from reconciler.pipeline.compose import Parts
+    from reconciler.source.checkout import Checkout
 
 
 def _option(flag: str, help: str, **extra: Any) -> Any:
     return typer.Option(flag, envvar="RECONCILER_" + flag.lstrip("-").replace("-", "_").upper(), help=help, **extra)
 
 
-PathArg = Annotated[Path, typer.Argument(help="Config repository directory", exists=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 SecretsDir = Annotated[Path | None, _option("--secrets-dir", "Secret values (checked only when given)")]
 StateDir = Annotated[Path, _option("--state-dir", "Mirrors, caches, keys, journal")]
 
 # name -> (annotation, default); the groups a command can ask for
 _Flag = tuple[Any, Any]
+_REF: _Flag = (Annotated[str | None, _option("--ref", "Branch, tag or SHA (default: HEAD)")], None)
 SOURCE: dict[str, _Flag] = {
     "source": (Annotated[str, _option("--source", "Config repo: directory, local git repo or URL")], ...),
-    "ref": (Annotated[str | None, _option("--ref", "Branch, tag or SHA (default: HEAD)")], None),
+    "ref": _REF,
+}
+# `validate` and `render`: the same sources, also given as the first argument (`reconciler validate PATH`)
+SOURCE_ARG: dict[str, _Flag] = {
+    "source": (Annotated[str | None, typer.Argument(
+        metavar="[SOURCE]", help="Config repo: directory, local git repo or URL (or --source)",
+        show_default=False)], None),
+    "source_option": (Annotated[str | None, _option("--source", "Config repo, as SOURCE")], None),
+    "ref": _REF,
 }
 STATE: dict[str, _Flag] = {
     "state_dir": (StateDir, DEFAULT_STATE),
@@ -58,13 +72,16 @@ TRUST: dict[str, _Flag] = {
     "credentials": (Annotated[Path | None, _option(
         "--credentials", "Credentials file: which credential goes to which git or registry host")], None),
 }
+TOKEN: dict[str, _Flag] = {
+    "gitea_token_file": (Annotated[Path | None, _option(
+        "--gitea-token-file", "Gitea API token; also the git credential for the Gitea host only")], None),
+}
 OPERATOR: dict[str, _Flag] = {
     "instance_id": (Annotated[str, _option("--instance-id", "Owns only workspaces labelled with it")], "default"),
     **STATE,
     **TRUST,
     "registry_credentials": (Annotated[Path | None, _option("--registry-credentials", "docker config.json")], None),
-    "gitea_token_file": (Annotated[Path | None, _option(
-        "--gitea-token-file", "Gitea API token; also the git credential for the Gitea host only")], None),
+    **TOKEN,
 }
 POLICY: dict[str, _Flag] = {
     "mode": (Annotated[Mode | None, _option("--mode", "reconcile or merge (default: reconciler.yaml)")], None),
@@ -72,8 +89,9 @@ POLICY: dict[str, _Flag] = {
     "max_delete": (Annotated[int | None, _option("--max-delete", "Cap on deletions per run", min=0)], None),
 }
 APPLY: dict[str, _Flag] = {
-    "concurrency": (Annotated[int, _option("--concurrency", "Workspaces changed at once inside a tier",
-                                           min=1, max=64)], 4),
+    "concurrency": (Annotated[int, _option(
+        "--concurrency", "Workspaces created, updated or deleted at the same time inside a tier (the tier's "
+        "health gate still waits for all of them)", min=1, max=64)], 4),
     "health_timeout_s": (Annotated[float | None, _option("--health-timeout", "Seconds per tier gate")], None),
 }
 FORGE: dict[str, _Flag] = {
@@ -103,10 +121,14 @@ def operator(*groups: dict[str, _Flag], default_secrets: bool = True) -> Callabl
                                     default=inspect.Parameter.empty if default is ... else default)
                   for name, (ann, default) in flags.items()]
         params = shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        if "source_option" in flags:  # to tell `--source` from RECONCILER_SOURCE
+            params.append(inspect.Parameter("cli_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
 
         @functools.wraps(command, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
         def wrapper(**kwargs: Any) -> None:
-            values = {name: kwargs.pop(name) for name in flags if name not in SOURCE}
+            if "source_option" in kwargs:
+                kwargs["source"] = _one_source(kwargs.pop("cli_context"), kwargs["source"], kwargs.pop("source_option"))
+            values = {name: kwargs.pop(name) for name in flags if name not in _PASSED}
             if default_secrets and "secrets_dir" in values and values["secrets_dir"] is None:
                 values["secrets_dir"] = DEFAULT_SECRETS
             command(settings=build_settings(source=kwargs.get("source"), **values), **kwargs)
@@ -116,6 +138,36 @@ def operator(*groups: dict[str, _Flag], default_secrets: bool = True) -> Callabl
         return wrapper
 
     return decorate
+
+
+_PASSED = frozenset({"source", "source_option", "ref"})  # handed to the command itself, not to Settings
+
+
+def _one_source(ctx: typer.Context, argument: str | None, option: str | None) -> str:
+    """SOURCE or `--source`: the argument wins over RECONCILER_SOURCE; both on the command line is a
+    usage error, and so is neither."""
+    if argument and option and argument != option:
+        origin = ctx.get_parameter_source("source_option")
+        if origin is None or origin.name != "ENVIRONMENT":
+            raise typer.BadParameter(f"{argument!r} and --source {option!r} both given; give one", ctx=ctx,
+                                     param_hint="SOURCE")
+    source = argument or option
+    if not source:
+        raise typer.BadParameter("missing: a directory, a local git repository or a git URL (or --source)",
+                                 ctx=ctx, param_hint="SOURCE")
+    return source
+
+
+def checkout_or_exit(parts: Parts, source: str, ref: str | None, progress: Progress | None = None) -> Checkout:
+    """The tree of `source` at `ref` through `Parts.checkout`, the one checkout every command uses
+    (told to `progress` when given); exit 2 when it cannot be had."""
+    try:
+        if progress is None:
+            return parts.checkout(source, ref)
+        return progress.fetch(source, ref, lambda: parts.checkout(source, ref))
+    except SourceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def read_secret_file(path: Path | None, what: str = "token file") -> str | None:

@@ -1,4 +1,4 @@
-"""What `plan` and `apply` print: progress lines while applying, then the outcome (text or JSON)."""
+"""What `plan` and `apply` print: the outcome (text or JSON). Progress while they work: `progress.py`."""
 
 from __future__ import annotations
 
@@ -6,22 +6,8 @@ import json
 
 import typer
 
-from reconciler.model.events import ActionDone, ApplyEvent, GateDone, GateStarted, TierStarted
 from reconciler.pipeline.passes import PassOutcome
 from reconciler.plan import plan_to_json, render_table
-
-
-def progress(event: ApplyEvent) -> None:
-    """One line on stderr per moment of an apply."""
-    if isinstance(event, TierStarted):
-        typer.echo(f"{event.tier}: {event.changes} change(s), {event.unchanged} unchanged", err=True)
-    elif isinstance(event, ActionDone):
-        r = event.result
-        typer.echo(f"  {r.outcome}: {r.kind} {r.workspace_id} ({r.duration_s:.1f}s)", err=True)
-    elif isinstance(event, GateStarted):
-        typer.echo(f"{event.tier}: health gate, waiting for {event.total} workspace(s)", err=True)
-    elif isinstance(event, GateDone):
-        typer.echo(f"{event.result.tier}: health gate {event.result.outcome}", err=True)
 
 
 def outcome_json(outcome: PassOutcome) -> str:
