@@ -3,6 +3,7 @@ daemon's own; every flag also as `RECONCILER_<FLAG>`."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -61,7 +62,19 @@ KeepCacheDays = Annotated[
     typer.Option("--keep-cache-days", envvar="RECONCILER_KEEP_CACHE_DAYS", min=0,
                  help="Days an unused !external or plugin cache entry is kept"),
 ]
-LogLevel = Annotated[str, typer.Option("--log-level", envvar="RECONCILER_LOG_LEVEL", help="DEBUG, INFO, WARNING")]
+
+
+class Level(StrEnum):
+    """The daemon's log levels (a choice: anything else is a usage error)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+LogLevel = Annotated[Level, typer.Option("--log-level", envvar="RECONCILER_LOG_LEVEL", case_sensitive=False,
+                                         help="Lowest level logged (JSON lines on stderr)")]
 
 
 def _listen(value: str, flag: str = "--listen") -> tuple[str, int]:
@@ -90,7 +103,7 @@ def run_command(
     keep_runs_days: KeepRunsDays = 30.0,
     keep_runs: KeepRuns = 5000,
     keep_cache_days: KeepCacheDays = 7.0,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = Level.INFO,
 ) -> None:
     """Run the daemon: watch a branch (webhooks + poll), converge each new head, review pull requests,
     resync drift, serve /runs, /healthz, /metrics and /hooks/gitea; prune its journal and state dir."""
@@ -101,7 +114,7 @@ def run_command(
     from reconciler.logs import setup_logging
     from reconciler.source.checkout import is_git_source
 
-    setup_logging(log_level)
+    setup_logging(log_level.value)
     logctx.install()
     host, port = _listen(listen)
     pages = _listen(listen_pages, "--listen-pages") if listen_pages else None
