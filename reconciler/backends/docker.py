@@ -478,12 +478,13 @@ class DockerBackend:
         instance's lock and lease, before planning."""
         acted: list[str] = []
         with mapped("recovering"):
-            containers, _ = self.objects.everything()
+            containers, volumes = self.objects.everything()
             for row in containers:  # helpers: every one belongs to a process that is gone
                 labels = row.get("Labels") or {}
                 if labels.get(lb.ROLE) == lb.ROLE_HELPER and labels.get(lb.SESSION) != self.session:
                     self.objects.remove_container(row["Id"])
-        for intent in self.intents.pending():
+        pending = self.intents.pending()
+        for intent in pending:
             ws = intent.workspace
             try:
                 if intent.kind is ActionKind.DELETE:
@@ -502,7 +503,8 @@ class DockerBackend:
                 "workspace": ws, "action": intent.kind.value,
                 "outcome": "undone" if intent.undo and intent.kind is not ActionKind.DELETE else "finished"})
         with mapped("recovering"):
-            containers, volumes = self.objects.everything()
+            if pending:  # what the intents did changed the picture
+                containers, volumes = self.objects.everything()
             strays = {str((r.get("Labels") or {}).get(lb.WORKSPACE)) for r in containers
                       if self._is_copy(r)} | {
                 str((v.get("Labels") or {}).get(lb.WORKSPACE)) for v in volumes
