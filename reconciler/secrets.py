@@ -99,7 +99,8 @@ class SecretStore:
     def value(self, org: str, key: str, name: str) -> str:
         path = self._path(org, key, name)
         if path is None:
-            raise ReconcilerError(f"secret {name} for {org}/{key} not found in the secrets directory")
+            where = f"the secrets directory {self.directory}" if self.directory else "a secrets directory (none given)"
+            raise ReconcilerError(f"secret {name} for {org}/{key} not found in {where}")
         return _read_text(name, path)
 
     def digest(self, org: str, key: str, name: str) -> str:

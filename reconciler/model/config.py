@@ -18,6 +18,21 @@ KEY_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TRACK_PATTERN = rf"^(none|tag:{REF_CHARS}|branch:{REF_CHARS}|sha:{SHA_HEX})$"
 TRACK_HINT = "use one of none, tag:<name>, branch:<name>, sha:<40 hex>"
+RUNTIME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+MEMORY_PATTERN = r"^[0-9]+[kmgKMG]?$"
+HEALTH_PATH_PATTERN = r"^/[A-Za-z0-9_./-]*$"
+NETWORK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+# What each pattern means, in the words an error message uses ("... must be <words>, got '256mb'").
+PATTERN_WORDS = {
+    KEY_PATTERN: "a lowercase slug (a-z, 0-9 and '-', at most 63 characters, no '-' at either end)",
+    ENV_NAME_PATTERN: "an env name (letters, digits and '_', not starting with a digit)",
+    TRACK_PATTERN: "one of none, tag:<name>, branch:<name>, sha:<40 hex>",
+    RUNTIME_PATTERN: "a runtime name (lowercase letters, digits, '_' and '-')",
+    MEMORY_PATTERN: "a size like 512m or 2g (digits, then k, m or g)",
+    HEALTH_PATH_PATTERN: "an HTTP path starting with / (letters, digits, '_', '.', '/' and '-')",
+    NETWORK_PATTERN: "a docker network name (letters, digits, '_', '.' and '-')",
+}
 
 ENV_VALUE_MAX = 32 * 1024  # characters per env value; longer text belongs in files_dir
 
@@ -99,7 +114,7 @@ class Strict(BaseModel):
 
 class Resources(Strict):
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit (cores)")
-    memory: str | None = Field(default=None, pattern=r"^[0-9]+[kmgKMG]?$", description="Memory limit, e.g. 512m or 2g")
+    memory: str | None = Field(default=None, pattern=MEMORY_PATTERN, description="Memory limit, e.g. 512m or 2g")
     pids: int | None = Field(default=None, gt=0, le=65536, description="Max processes")
 
 
@@ -107,7 +122,7 @@ class Health(Strict):
     """How to tell a workspace is healthy: an HTTP GET inside the workload."""
 
     port: int = Field(ge=1, le=65535)
-    path: str = Field(default="/health", pattern=r"^/[A-Za-z0-9_./-]*$")
+    path: str = Field(default="/health", pattern=HEALTH_PATH_PATTERN)
     interval_seconds: float = Field(default=2, gt=0, le=300)
     timeout_seconds: float = Field(default=2, gt=0, le=300)
     retries: int = Field(default=3, ge=1, le=100)
@@ -139,7 +154,7 @@ class WorkspaceFields(Strict):
     """Fields a workspace and the org `defaults` share."""
 
     role: str | None = Field(default=None, max_length=4000, description=_FIELDS_DOC["role"])
-    runtime: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description=_FIELDS_DOC["runtime"])
+    runtime: str | None = Field(default=None, pattern=RUNTIME_PATTERN, description=_FIELDS_DOC["runtime"])
     model: str | None = Field(default=None, max_length=200, description=_FIELDS_DOC["model"])
     files_dir: str | None = Field(default=None, max_length=500, description=_FIELDS_DOC["files_dir"])
     tier: Tier | None = Field(default=None, description=_FIELDS_DOC["tier"])
@@ -188,7 +203,7 @@ class ImagesFile(Strict):
     registry_prefix: Annotated[str, AfterValidator(_registry_prefix)] | None = Field(
         default=None, description="Prepended to image references that name no registry host"
     )
-    images: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ImageRef] = Field(default_factory=dict)
+    images: dict[Annotated[str, Field(pattern=RUNTIME_PATTERN)], ImageRef] = Field(default_factory=dict)
 
 
 class HealthSettings(Strict):
@@ -198,7 +213,7 @@ class HealthSettings(Strict):
 
 class DockerSettings(Strict):
     network: str = Field(
-        default="none", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="none, host, bridge or a named network"
+        default="none", pattern=NETWORK_PATTERN, description="none, host, bridge or a named network"
     )
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
 
@@ -228,6 +243,12 @@ def memory_bytes(size: str) -> int:
     """`512m` -> bytes (the `resources.memory` shape: digits and an optional k/m/g)."""
     digits = size.rstrip("kmgKMG")
     return int(digits) * MEMORY_UNITS[size[len(digits):].lower()]
+
+
+def memory_suggestion(size: str) -> str | None:
+    """`256mb`, `2Gi`, `512 MB` -> `256m`, `2g`, `512m`: what a memory size written another way means here."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*([kmgKMG])(?:i?[bB]|i)\s*", size)
+    return f"{match.group(1)}{match.group(2).lower()}" if match else None
 
 
 def source_allowed(repo: str, allowed: list[str]) -> bool:

@@ -276,6 +276,35 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+def yaml_problem(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
+    """A YAML syntax error in words, at the place to fix: where an unclosed quote or bracket opens,
+    else where the parser stopped."""
+    problem, context = exc.problem or "", exc.context or ""
+    opened = exc.context_mark
+    at_open = f"line {opened.line + 1}, column {opened.column + 1}" if opened else "above"
+    mark = exc.problem_mark or opened
+    words = f"{problem or context}"
+    if "tab character" in problem:
+        words = "a tab character in the indentation: YAML indents with spaces only"
+    elif "quoted scalar" in context and "end of stream" in problem:
+        words, mark = f"a quoted string that is never closed (it opens at {at_open})", opened or mark
+    elif "flow sequence" in context or "flow mapping" in context:
+        pair = "[]" if "sequence" in context else "{}"
+        words, mark = f"the `{pair[0]}` at {at_open} is never closed with `{pair[1]}`", opened or mark
+    elif "flow node" in context and ("expected node content" in problem or "stream end" in problem):
+        words = "the file ends inside a `[` or `{` that is never closed"
+    elif "mapping values are not allowed" in problem:
+        words = "a `: ` where no key can start: quote a value that contains `: `, or check this line's indentation"
+    elif "expected key" in problem and "block mapping" in context:
+        words = f"this line's indentation does not match the mapping it is in (which starts at {at_open})"
+    elif "expected '-' indicator" in problem:
+        words = f"a list item without `- ` (the list starts at {at_open}), or a key indented like a list item"
+    elif "cannot start any token" in problem:
+        words = "a character that cannot start a plain value (such as @ or `): quote the value"
+    where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+    return ConfigError(f"invalid YAML: {words}", where)
+
+
 def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Location | None = None) -> Any:
     """Load one file into located data. Raises ConfigError with file:line:col on any problem."""
     display = ctx.display(file)
@@ -288,9 +317,7 @@ def load_yaml(file: Path, ctx: TreeContext, chain: tuple[str, ...] = (), at: Loc
     try:
         node = yaml.compose(text, Loader=_BaseLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
-        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+        raise yaml_problem(exc, display) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", Location(display)) from None
     if node is None:

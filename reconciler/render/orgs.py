@@ -46,10 +46,11 @@ from reconciler.render.loader import (
     load_yaml,
 )
 from reconciler.render.spec_hash import with_spec
-from reconciler.render.validate import validate
+from reconciler.render.validate import Broken, broken_at, did_you_mean, validate, validate_partial
 from reconciler.secrets import SecretStore
 
 MAX_INCLUDE_DEPTH = 16
+Problem = tuple[str, Location | None]  # a message about a workspace, and the failure it follows from (if any)
 MAX_EXTERNAL_DEPTH = 4
 
 
@@ -67,9 +68,13 @@ class OrgRenderer:
     fetcher: ExternalFetcher | None
     secrets: SecretStore | None
     policy: Policy = field(default_factory=Policy)
+    # the root files' parts that failed to load ("plugins.yaml" -> {("plugins", "notes"): where}): an
+    # error that only follows from one of them (a plugin "not declared") is marked as following it
+    broken: dict[str, Broken] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
     workspaces: list[DesiredWorkspace] = field(default_factory=list)
     _files_cache: dict[Path, FilesRef] = field(default_factory=dict)
+    _defaults_broken: Broken = field(default_factory=dict)
 
     # ---- the org ---------------------------------------------------------------------------
     def render_org(self, org: str, data: Any, ctx: TreeContext, org_file: Location) -> list[ConfigError]:
@@ -79,12 +84,27 @@ class OrgRenderer:
         if not isinstance(data, LocDict):
             self.errors.append(ConfigError("org.yaml must be a mapping with name, defaults, workspaces", org_file))
             return self.errors[mark:]
-        parsed, errs = validate(OrgFile, data.without("workspaces"), data.loc)
+        parsed, errs, broken = validate_partial(OrgFile, data.without("workspaces"), data.loc, ("defaults",))
         self.errors.extend(errs)
         defaults = parsed.defaults if parsed and parsed.defaults else WorkspaceFields()
+        if parsed is None:  # e.g. the org's name failed: keep what is valid of the defaults on their own
+            given = data.get("defaults")
+            own, _, own_broken = validate_partial(WorkspaceFields, given, data.loc) if isinstance(
+                given, LocDict) else (None, [], {(): data.value_locs.get("defaults", data.loc)})
+            defaults = own or defaults
+            broken = {("defaults", *part): at for part, at in own_broken.items()} if "defaults" in data else {}
         seen: dict[str, Location] = {}
+        self._defaults_broken = broken
         self._walk(data.get("workspaces"), data.value_locs.get("workspaces", data.loc), org, None, defaults, seen, 0)
         return self.errors[mark:]
+
+    def _follows(self, file: str, *path: str) -> Location | None:
+        """Where the part of a root file that `path` depends on failed to load, if it did."""
+        return broken_at(self.broken.get(file, {}), *path)
+
+    def _from_defaults(self, *fields: str) -> Location | None:
+        """Where one of the org `defaults` fields failed to load, if one did."""
+        return next((at for f in fields if (at := broken_at(self._defaults_broken, "defaults", f))), None)
 
     def _walk(
         self,
@@ -111,7 +131,8 @@ class OrgRenderer:
             if len(self.workspaces) > ceiling:
                 self.errors.append(PolicyRefusal(
                     f"more than {ceiling} workspaces; raise limits.max_workspaces in reconciler.yaml if this is "
-                    f"intended (at most the max_workspaces of {self.policy.origin})", item.loc))
+                    f"intended (at most the max_workspaces of {self.policy.origin})", item.loc,
+                    follows=self._follows("reconciler.yaml", "limits", "max_workspaces")))
                 return
             if "children" in item:
                 self._walk(
@@ -194,7 +215,7 @@ class OrgRenderer:
         item: LocDict,
         seen: dict[str, Location],
     ) -> DesiredWorkspace | None:
-        problems: list[str] = []  # messages located at the workspace itself
+        problems: list[Problem] = []  # messages located at the workspace itself
         refusals: list[str] = []  # the same, for what the operator policy forbids
         located: list[ConfigError] = []  # messages with a more precise location
         key = ws.key or slug(ws.name)
@@ -214,13 +235,18 @@ class OrgRenderer:
         ident = f"{org}/{key}"
         runtime = ws.runtime or defaults.runtime
         if not runtime:
-            problems.append("runtime is required (set it on the workspace or in the org defaults)")
+            problems.append(("runtime is required (set it on the workspace or in the org defaults)",
+                             self._from_defaults("runtime")))
         provisioned = runtime != "external"
         image = None
         if runtime and provisioned:
             image = image_for(runtime, self.images)
             if image is None:
-                problems.append(f"runtime {runtime!r} has no image in images.yaml; add `{runtime}: <image>` there")
+                cause = self._follows("images.yaml", "images", runtime)
+                hint = did_you_mean(runtime, self.images.images if self.images else ())
+                problems.append((f"runtime {runtime!r} has no image in images.yaml{hint}"
+                                 if hint else f"runtime {runtime!r} has no image in images.yaml; add `{runtime}: "
+                                 "<image>` there", cause))
         env = {**(defaults.env or {}), **(ws.env or {})}
         reserved_names = self.policy.reserved()
         reserved = sorted(reserved_names & set(env))
@@ -245,7 +271,10 @@ class OrgRenderer:
         required = _union(defaults.required_env, ws.required_env)
         missing_env = [n for n in required if n not in plain and n not in secrets]
         if missing_env:
-            problems.append(f"required_env missing: {', '.join(missing_env)} (set them in env or secrets)")
+            them = "it" if len(missing_env) == 1 else "them"
+            problems.append((f"required_env missing: {', '.join(missing_env)} (set {them} in env or secrets, on "
+                             "this workspace or in the org defaults)",
+                             self._from_defaults("env", "secrets")))
         plugins = self._plugins(defaults.plugins, ws.plugins, problems)
         files = self._files(ws.files_dir or defaults.files_dir, item, located)
         resources = ws.resources or defaults.resources
@@ -255,7 +284,7 @@ class OrgRenderer:
         if over:
             refusals.append(f"resources above the ceiling of {self.policy.origin}: {', '.join(over)}")
         if problems or refusals or located:
-            self.errors.extend(ConfigError(f"{ident}: {p}", item.loc) for p in problems)
+            self.errors.extend(ConfigError(f"{ident}: {p}", item.loc, follows=cause) for p, cause in problems)
             self.errors.extend(PolicyRefusal(f"{ident}: {p}", item.loc) for p in refusals)
             self.errors.extend(ConfigError(f"{ident}: {e.message}", e.location) for e in located)
             return None
@@ -286,7 +315,7 @@ class OrgRenderer:
         self.workspaces.append(desired)
         return desired
 
-    def _secret_digests(self, org: str, key: str, secrets: list[str], problems: list[str]) -> dict[str, str]:
+    def _secret_digests(self, org: str, key: str, secrets: list[str], problems: list[Problem]) -> dict[str, str]:
         """name -> keyed hash of each secret; a missing or unreadable one is a problem of this workspace
         (so of its org only), whatever the reason the file cannot be read."""
         if self.secrets is None:
@@ -300,17 +329,15 @@ class OrgRenderer:
                     continue
                 digests[name] = self.secrets.digest(org, key, name)
             except ReconcilerError as exc:  # names the secret and its path, never its content
-                problems.append(str(exc))
+                problems.append((str(exc), None))
             except OSError as exc:  # a directory on the lookup path cannot be searched
-                problems.append(f"secret {name} cannot be looked up: {exc.strerror or type(exc).__name__}"
-                                f"{f' ({exc.filename})' if exc.filename else ''}")
+                problems.append((f"secret {name} cannot be looked up: {exc.strerror or type(exc).__name__}"
+                                 f"{f' ({exc.filename})' if exc.filename else ''}", None))
         if missing:
-            where = self.secrets.directory
-            problems.append(f"secret(s) {', '.join(missing)} not found in the secrets directory "
-                            f"(looked in {where}/{org}/{key}/, {where}/{org}/, {where}/)")
+            problems.append((missing_secrets(self.secrets.directory, org, key, missing), None))
         return digests
 
-    def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[str]) -> list[PluginPinRef]:
+    def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[Problem]) -> list[PluginPinRef]:
         chosen: dict[str, str | None] = {}
         for entry in (base or []) + (own or []):
             name, track = (entry.name, entry.track) if isinstance(entry, PluginUse) else (entry, None)
@@ -319,7 +346,8 @@ class OrgRenderer:
         for name, track in chosen.items():
             pin = self.plugins.get(name)
             if pin is None:
-                problems.append(f"plugin {name!r} is not declared in plugins.yaml")
+                problems.append((f"plugin {name!r} is not declared in plugins.yaml{did_you_mean(name, self.plugins)}",
+                                 self._follows("plugins.yaml", "plugins", name)))
                 continue
             out.append(PluginPinRef(name=name, source=pin.source, track=track or pin.track, path=pin.path))
         return sorted(out, key=lambda p: p.name)
@@ -337,6 +365,20 @@ class OrgRenderer:
         except ConfigError as exc:
             problems.append(exc)
             return None
+
+
+def missing_secrets(directory: Path | None, org: str, key: str, names: list[str]) -> str:
+    """Why secrets were not found, naming the real paths looked at (and the directory, when it is not there)."""
+    what = f"secret {names[0]}" if len(names) == 1 else f"secrets {', '.join(names)}"
+    if directory is None:
+        return f"{what} cannot be looked up: no secrets directory is configured (give --secrets-dir)"
+    if not directory.is_dir():
+        return f"{what} not found: the secrets directory {directory} does not exist (--secrets-dir)"
+    if len(names) == 1:
+        paths = ", ".join(str(d / names[0]) for d in (directory / org / key, directory / org, directory))
+        return f"{what} not found in the secrets directory {directory}: create one of {paths}"
+    return (f"{what} not found in the secrets directory {directory} (looked in {directory / org / key}/, "
+            f"{directory / org}/, {directory}/)")
 
 
 def check_external(ref: ExternalRef, policy: Policy, repo_allowed: list[str]) -> None:

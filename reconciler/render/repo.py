@@ -31,7 +31,7 @@ from reconciler.model.policy import Policy
 from reconciler.render.images import image_for
 from reconciler.render.loader import TreeContext, load_yaml
 from reconciler.render.orgs import ExternalFetcher, OrgRenderer, source_refusal
-from reconciler.render.validate import locate, validate
+from reconciler.render.validate import Broken, broken_at, locate, validate_partial
 from reconciler.secrets import SecretStore
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,26 +39,28 @@ __all__ = ["ExternalFetcher", "load_settings", "render_repo"]
 
 
 def _load_optional(
-    model: type[M], root: Path, ctx: TreeContext, name: str, errors: list[ConfigError]
-) -> tuple[M | None, Any]:
+    model: type[M], root: Path, ctx: TreeContext, name: str, errors: list[ConfigError], entries: tuple[str, ...] = ()
+) -> tuple[M | None, Any, Broken]:
+    """One root file: (what is valid of it, its located data, {failed part: where}). A part that failed
+    is kept out, so what depends on the rest is still checked, and what depends on it follows."""
     path = root / name
     if not path.is_file():
-        return None, None
+        return None, None, {}
     try:
         data = load_yaml(path, ctx)
     except ConfigError as exc:
         errors.append(exc)
-        return None, None
-    parsed, errs = validate(model, data if data is not None else {}, Location(name))
+        return None, None, {(): exc.location or Location(name)}
+    parsed, errs, broken = validate_partial(model, data if data is not None else {}, Location(name), entries)
     errors.extend(errs)
-    return parsed, data
+    return parsed, data, broken
 
 
 def load_settings(root: Path) -> ReconcilerFile:
     """`reconciler.yaml` alone (defaults when absent); raises ConfigErrors when invalid."""
     root = Path(os.path.realpath(root))
     errors: list[ConfigError] = []
-    settings, _ = _load_optional(ReconcilerFile, root, TreeContext(root, root), "reconciler.yaml", errors)
+    settings, _, _ = _load_optional(ReconcilerFile, root, TreeContext(root, root), "reconciler.yaml", errors)
     if errors:
         raise ConfigErrors(errors)
     return settings or ReconcilerFile()
@@ -81,14 +83,14 @@ def render_repo(
         raise ConfigErrors([ConfigError(f"{root} is not a directory")])
     ctx = TreeContext(root, root)
     errors: list[ConfigError] = []
-    settings, settings_data = _load_optional(ReconcilerFile, root, ctx, "reconciler.yaml", errors)
+    settings, settings_data, settings_broken = _load_optional(ReconcilerFile, root, ctx, "reconciler.yaml", errors)
     settings = settings or ReconcilerFile()
-    errors.extend(check_within_policy(settings, settings_data, policy))
-    plugins, plugins_data = _load_optional(PluginsFile, root, ctx, "plugins.yaml", errors)
+    errors.extend(check_within_policy(settings, settings_data, policy, settings_broken))
+    plugins, plugins_data, plugins_broken = _load_optional(PluginsFile, root, ctx, "plugins.yaml", errors, ("plugins",))
     plugins = plugins or PluginsFile()
-    images, images_data = _load_optional(ImagesFile, root, ctx, "images.yaml", errors)
+    images, images_data, images_broken = _load_optional(ImagesFile, root, ctx, "images.yaml", errors, ("images",))
     errors.extend(_check_plugin_sources(plugins, plugins_data, settings, policy))
-    errors.extend(_check_registries(images, images_data, policy))
+    errors.extend(_check_registries(images, images_data, policy, images_broken))
     orgs_dir = root / "orgs"
     if not orgs_dir.is_dir():
         errors.append(
@@ -97,7 +99,9 @@ def render_repo(
             )
         )
         raise ConfigErrors(errors)
-    renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets, policy)
+    renderer = OrgRenderer(settings, dict(plugins.plugins), images, fetcher, secrets, policy,
+                           broken={"reconciler.yaml": settings_broken, "plugins.yaml": plugins_broken,
+                                   "images.yaml": images_broken})
     by_org: dict[str, list[ConfigError]] = {}  # every org directory -> its own errors
     for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
         org = org_dir.name
@@ -128,7 +132,8 @@ def render_repo(
 
 
 def org_failure(org: str, errors: list[ConfigError]) -> OrgFailure:
-    """The failure of one org: its first error (by file, line) as the cause, every error listed."""
+    """The failure of one org: its first error (by file, line) as the cause, every error listed but
+    those that only follow from another one."""
     ordered = ConfigErrors(errors).errors
     first = ordered[0]
     at = first.location or Location(f"orgs/{org}/org.yaml")
@@ -136,9 +141,13 @@ def org_failure(org: str, errors: list[ConfigError]) -> OrgFailure:
                       errors=tuple(str(e) for e in ordered))
 
 
-def check_within_policy(settings: ReconcilerFile, data: Any, policy: Policy) -> list[ConfigError]:
-    """reconciler.yaml may narrow the operator policy, never widen it."""
+def check_within_policy(
+    settings: ReconcilerFile, data: Any, policy: Policy, broken: Broken | None = None
+) -> list[ConfigError]:
+    """reconciler.yaml may narrow the operator policy, never widen it. A setting that failed to load
+    is checked at its default, and an error about that default only follows from the failure."""
     errors: list[ConfigError] = []
+    broken = broken or {}
 
     def at(*path: str | int) -> Location:
         return locate(data, path, Location("reconciler.yaml"))
@@ -151,7 +160,8 @@ def check_within_policy(settings: ReconcilerFile, data: Any, policy: Policy) -> 
     if settings.docker.network not in policy.docker.networks:
         errors.append(ConfigError(
             f"docker.network {settings.docker.network!r} is not allowed by {policy.origin} "
-            f"(networks: {', '.join(policy.docker.networks) or 'none'})", at("docker", "network")))
+            f"(networks: {', '.join(policy.docker.networks) or 'none'})", at("docker", "network"),
+            follows=broken_at(broken, "docker", "network")))
     if settings.max_delete is not None and policy.max_delete is not None and settings.max_delete > policy.max_delete:
         errors.append(ConfigError(
             f"max_delete {settings.max_delete} is above the ceiling of {policy.origin} ({policy.max_delete})",
@@ -163,8 +173,9 @@ def check_within_policy(settings: ReconcilerFile, data: Any, policy: Policy) -> 
     return errors
 
 
-def _check_registries(images: ImagesFile | None, data: Any, policy: Policy) -> list[ConfigError]:
+def _check_registries(images: ImagesFile | None, data: Any, policy: Policy, broken: Broken) -> list[ConfigError]:
     errors: list[ConfigError] = []
+    prefix_failed = broken_at(broken, "registry_prefix")  # the references are checked without it
     for runtime in (images.images if images else {}):
         ref = image_for(runtime, images)
         if ref and not policy.registry_allowed(ref):
@@ -172,7 +183,7 @@ def _check_registries(images: ImagesFile | None, data: Any, policy: Policy) -> l
             errors.append(ConfigError(
                 f"image {ref!r} is from a registry {policy.origin} does not allow (registries: {shown}); only the "
                 "operator can allow one: add it to `registries` in the policy file",
-                locate(data, ("images", runtime), Location("images.yaml"))))
+                locate(data, ("images", runtime), Location("images.yaml")), follows=prefix_failed))
     return errors
 
 

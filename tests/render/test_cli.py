@@ -34,7 +34,7 @@ def test_validate_reports_every_error_with_location_and_exit_1(write_repo: Write
     result = runner.invoke(app, ["validate", str(repo), "--allow-registry", "127.0.0.1:5000"])
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert lines[0].startswith("error: orgs/acme/org.yaml:4:5: tier")
+    assert lines[0].startswith("error: orgs/acme/org.yaml:4:11: tier must be canary or production")
     assert any(line.startswith("error: orgs/acme/org.yaml:5:5:") for line in lines)
     assert "nothing was changed" in result.stderr
 

@@ -98,7 +98,9 @@ def test_a_missing_secret_fails_that_org_only(write_repo: WriteRepo, tmp_path: P
 
     assert [w.id for w in state.workspaces] == ["alpha/w"] and state.workspaces[0].secret_digests
     (failure,) = state.failed_orgs
-    assert failure.org == "beta" and "secret(s) TOKEN not found" in failure.message
+    assert failure.org == "beta" and failure.message.startswith(
+        f"beta/w: secret TOKEN not found in the secrets directory {secrets_dir}: create one of "
+        f"{secrets_dir}/beta/w/TOKEN")
 
 
 def test_a_secret_that_cannot_be_read_fails_that_org_only(write_repo: WriteRepo, tmp_path: Path) -> None:

@@ -129,10 +129,10 @@ def test_enum_typos_and_unknown_keys_are_errors_with_locations(write_repo: Write
     )
     errors = render_errors(repo)
     text = "\n".join(errors)
-    assert "reconciler.yaml:1:1: mode" in text
-    assert "plugins.yaml:2:" in text and "tag:<name>" in text
-    assert "orgs/acme/org.yaml:5:5: tier" in text and "'prod'" in text
-    assert "orgs/acme/org.yaml:6:5: unknown key 'enviroment'" in text
+    assert "reconciler.yaml:1:7: mode must be reconcile or merge, got 'reconcil'; did you mean `reconcile`?" in text
+    assert "plugins.yaml:2:68: plugins.notes.track must be one of none, tag:<name>" in text
+    assert "orgs/acme/org.yaml:5:11: tier must be canary or production, got 'prod'; did you mean `production`?" in text
+    assert "orgs/acme/org.yaml:6:5: unknown key 'enviroment'; did you mean `env`?" in text
     assert len(errors) == 4  # all reported together
 
 
@@ -165,7 +165,7 @@ def test_plugin_source_must_be_allowlisted(write_repo: WriteRepo) -> None:
         }
     )
     (error,) = render_errors(repo)
-    assert error.startswith("plugins.yaml:3:5:") and "not allowed" in error
+    assert error.startswith("plugins.yaml:3:13:") and "not allowed" in error
 
 
 def test_workspace_count_limit(write_repo: WriteRepo) -> None:
@@ -195,7 +195,7 @@ def test_secrets_checked_when_a_store_is_given(write_repo: WriteRepo, tmp_path: 
     (secrets_dir / "acme" / "lead-agent" / "API_KEY").write_text("sk-very-secret-value\n")
     store = SecretStore.open(secrets_dir, tmp_path / "state")
     (error,) = render_errors(repo, secrets=store)
-    assert "OTHER" in error and "API_KEY" not in error.split("secret(s)")[1].split("not found")[0]
+    assert "secret OTHER not found in the secrets directory" in error and "API_KEY" not in error
     (secrets_dir / "OTHER").write_text("shared")
     lead = render_ok(repo, secrets=store).by_id()["acme/lead-agent"]
     assert "sk-very-secret-value" not in lead.model_dump_json()
