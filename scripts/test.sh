@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # The test command: make sure the real components are up (Docker engine, registry, demo images),
-# then lint (ruff), type-check (mypy) and run the whole suite. Extra arguments go to pytest.
+# then lint (ruff), type-check (mypy) and run the whole suite, all with the virtual environment
+# scripts/setup.sh made (.venv, or $RECONCILER_VENV): its python runs the tools, and is the
+# `python3` of every script and subprocess the tests start. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${RECONCILER_VENV:-$PWD/.venv}
+PY=$VENV/bin/python
+[ -x "$PY" ] && [ -x "$VENV/bin/lint-imports" ] || {
+  echo "test: no virtual environment with the test extras at $VENV: run scripts/setup.sh first" >&2; exit 1; }
+export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
 scripts/test-env.sh start
 [ -x scripts/build-images.sh ] && scripts/build-images.sh >/dev/null
-python3 -m ruff check --quiet . || { echo "test: ruff found problems (above)" >&2; exit 1; }
-python3 -m mypy --no-error-summary || { echo "test: mypy found problems (above)" >&2; exit 1; }
-lint-imports --no-cache >/dev/null || { lint-imports --no-cache; echo "test: an import contract is broken (above)" >&2; exit 1; }
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+"$PY" -m ruff check --quiet . || { echo "test: ruff found problems (above)" >&2; exit 1; }
+"$PY" -m mypy --no-error-summary || { echo "test: mypy found problems (above)" >&2; exit 1; }
+"$VENV/bin/lint-imports" --no-cache >/dev/null || {
+  "$VENV/bin/lint-imports" --no-cache; echo "test: an import contract is broken (above)" >&2; exit 1; }
+exec "$PY" -m pytest -q -p no:cacheprovider "$@"
