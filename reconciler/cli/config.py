@@ -1,11 +1,14 @@
 """`reconciler validate` and `reconciler render`: a config repository checked, or shown as it renders.
 
 The source is what `apply` takes (a directory, a local git repository, a git URL at `--ref`), reached
-through the same checkout with the same credentials and trust policy."""
+through the same checkout with the same credentials and trust policy. One difference: a local work
+tree without `--ref` is read as it is on disk, uncommitted edits included (check before committing);
+with `--ref` it is the commit, as `apply` would see it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -20,12 +23,16 @@ from reconciler.pipeline.settings import Settings
 from reconciler.render.repo import load_settings, render_repo
 from reconciler.report.annotations import OutputFormat
 from reconciler.report.desired import desired_json, render_tree, summary
+from reconciler.source.checkout import Checkout
 
 
 def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = False,
             output_format: OutputFormat = OutputFormat.TEXT) -> DesiredState:
     parts = build_parts(settings)
-    tree = checkout_or_exit(parts, source, ref, None if quiet else Progress())
+    if ref is None and _work_tree(source):
+        tree = Checkout(Path(source).resolve(), None, None)
+    else:
+        tree = checkout_or_exit(parts, source, ref, None if quiet else Progress())
     path = tree.root
     try:  # an invalid reconciler.yaml is reported by render_repo with every other error
         repo = load_settings(path)
@@ -34,6 +41,10 @@ def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = F
     with exit_on_errors(), config_errors_as(output_format, workspace_prefix(source)):
         return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo), policy=settings.policy,
                            revision=tree.revision)
+
+
+def _work_tree(source: str) -> bool:
+    return "://" not in source and (Path(source) / ".git").exists()
 
 
 @operator(SOURCE_ARG, STATE, TRUST, TOKEN, default_secrets=False)

@@ -52,9 +52,13 @@ def test_validate_a_git_url_at_a_ref(tmp_path: Path, common: list[str]) -> None:
 def test_validate_a_local_repository_a_directory_and_what_is_neither(tmp_path: Path, common: list[str]) -> None:
     work = Work(tmp_path / "work", tmp_path / "nowhere.git")
     seed(work, ORG)
-    in_repo = reconciler("validate", str(work.path), *common)
-    assert in_repo.returncode == 0, in_repo.stderr
-    assert f"fetched {work.path}: HEAD at" in in_repo.stderr
+    work.write({"orgs/acme/org.yaml": BROKEN})  # an edit not committed yet
+    on_disk = reconciler("validate", str(work.path), *common)  # the work tree as it is: check before committing
+    assert on_disk.returncode == 1, on_disk.stderr
+    assert "orgs/acme/org.yaml:5:11: tier" in on_disk.stderr and "fetch" not in on_disk.stderr
+    committed = reconciler("validate", str(work.path), "--ref", "HEAD", *common)  # the commit, as apply sees it
+    assert committed.returncode == 0, committed.stderr
+    assert f"fetched {work.path}: HEAD at" in committed.stderr
 
     plain = write_tree(tmp_path / "plain", ORG)
     assert reconciler("validate", str(plain), *common).returncode == 0
