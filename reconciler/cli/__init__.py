@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from reconciler.cli.config import render, validate
+from reconciler.cli.control import register as register_control
 from reconciler.cli.converge import apply_cmd, plan_cmd
 from reconciler.cli.pins import pins_cmd
 from reconciler.cli.run import run_command
@@ -96,3 +97,4 @@ app.command("plan")(plan_cmd)
 app.command("apply")(apply_cmd)
 app.command("pins")(pins_cmd)
 app.command("run")(run_command)
+register_control(app)  # status, sync, suspend, resume, release, retry: a running daemon, through its API

@@ -1,13 +1,15 @@
-"""The daemon's journal: SQLite under the state dir. History only: wiping it loses nothing else.
+"""The daemon's journal: SQLite under the state dir. History, and the operator's suspensions:
+wiping it loses nothing else (and resumes whatever was suspended).
 
 What it keeps: runs (apply runs on the watched branch and PR reviews: revision, trigger, status,
 plan JSON, the RunResult JSON, statuses posted, timings), one row per finished action (written as
 each action ends, so a run killed half-way still shows what it did), the last good revision per
 tier, statuses the forge has not taken yet (the newest per commit and context, each with its own
-retry count and next try), and the webhook delivery ids already handled (a redelivery is
-acknowledged and ignored, across restarts too). Actual state is never read from here: it comes
-from the backend's labels. One connection, serialised by a lock; WAL so the web pages read while
-the worker writes.
+retry count and next try), the webhook delivery ids already handled (a redelivery is
+acknowledged and ignored, across restarts too), and what an operator suspended (everything, or
+one org: `suspend`, `resume`, `suspended`), so a restart keeps it. Actual state is never read
+from here: it comes from the backend's labels. One connection, serialised by a lock; WAL so the
+web pages read while the worker writes.
 
 Retention (`prune_runs`, `prune_deliveries`): old runs go with their actions, by age and by count;
 a run still `running`, one not yet recovered, and the newest apply run that is not a heal (what
@@ -65,7 +67,9 @@ CREATE TABLE IF NOT EXISTS unposted (
 );
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
+CREATE TABLE IF NOT EXISTS suspended (org TEXT PRIMARY KEY, at REAL NOT NULL);  -- org '*': everything
 """
+SUSPEND_ALL = "*"
 # runs that retention may delete: finished, recovered, and not the newest apply run (heal runs aside)
 PRUNABLE = ("status != 'running' AND recovered = 1"
             " AND id != COALESCE((SELECT MAX(id) FROM runs WHERE kind = 'apply' AND trigger != 'heal'), -1)"
@@ -295,6 +299,26 @@ class Journal:
                          " (SELECT id FROM deliveries ORDER BY received_at DESC LIMIT ?)",
                          (self._clock() - max_age_s, max(0, max_rows)))
         return max(0, cur.rowcount)
+
+
+    # ---- what an operator suspended -------------------------------------------------------------
+    def suspend(self, org: str = SUSPEND_ALL) -> bool:
+        """Suspend `org` (`SUSPEND_ALL`: everything); False when it already was."""
+        cur = self._exec("INSERT OR IGNORE INTO suspended VALUES (?,?)", (org, self._clock()))
+        return cur.rowcount > 0
+
+    def resume(self, org: str | None = None) -> list[str]:
+        """Resume `org` (None: everything, every org included); what was suspended and no longer is."""
+        if org is None:
+            gone = sorted(self.suspended())
+            self._exec("DELETE FROM suspended")
+            return gone
+        cur = self._exec("DELETE FROM suspended WHERE org=?", (org,))
+        return [org] if cur.rowcount > 0 else []
+
+    def suspended(self) -> dict[str, float]:
+        """org (`SUSPEND_ALL`: everything) -> since when (epoch seconds)."""
+        return {str(r["org"]): float(r["at"]) for r in self._rows("SELECT * FROM suspended ORDER BY org")}
 
 
 class JournalDeliveries:

@@ -15,6 +15,7 @@ Rules, all in `submit`, `_should_run` and `_after`:
   backoff, only while that commit is still the head, at most `max_retries` times per head: the
   count goes on across resyncs until a run of that head ends otherwise or a new head comes, so a
   resync of a head that keeps failing the same way is one more try, never a new round of retries;
+- an operator's retry (`force`, `POST /api/v1/retry`) runs a failed head once more, as a new run;
 - `shutdown` (SIGTERM) stops the current run after its current action and exits the thread.
 The executor (what a run does) is injected, so these rules are tested without Docker or Gitea. It
 ends every run it starts itself (a crash included); if it raises anyway, the run counts as `error`.
@@ -44,6 +45,8 @@ class Request:
     trigger: Trigger
     resync: bool = False  # re-plan even if converged; apply only when the plan has changes
     attempt: int = 0
+    operator: bool = False  # asked for through the API (journalled with trigger `operator`)
+    force: bool = False  # an operator's retry: run it even though its last run failed
 
 
 class RunControl:
@@ -135,6 +138,11 @@ class Worker:
             requests = [self.current, self._pending]
             return {r.sha for r in requests if r is not None} | ({self.head} if self.head else set())
 
+    def snapshot(self) -> tuple[Request | None, Request | None]:
+        """(the request running, the one queued), as of now."""
+        with self._cond:
+            return self.current, self._pending
+
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop after the current action: the current run records itself interrupted."""
         with self._cond:
@@ -170,7 +178,8 @@ class Worker:
                     return False
                 self._pending = request
             self._cond.notify_all()
-        log.info("run requested", extra={"revision": request.sha, "context": request.trigger})
+        log.info("run requested", extra={"revision": request.sha,
+                                         "context": "operator" if request.operator else request.trigger})
         return True
 
     # ---- the thread --------------------------------------------------------------------------
@@ -208,7 +217,7 @@ class Worker:
 
     def _should_run(self, request: Request) -> bool:
         known = self.known_status(request.sha)
-        if known == RunStatus.FAILED and not request.resync:
+        if known == RunStatus.FAILED and not request.resync and not request.force:
             log.info("not retried: its last run failed (the change is wrong)", extra={"revision": request.sha})
             return False
         if known in CONVERGED and not request.resync:

@@ -21,30 +21,45 @@ back, no spec of a running one changed). A resync that finds no drift recreates,
 runs, a workspace unhealthy for longer than `--heal-unhealthy-after` (`healing.py`). Either is one
 run with trigger `heal`: journalled, nothing posted (the head's statuses say what its own run
 found), nothing held, and it does not count as the head's last status.
+
+Suspended by an operator (`suspension.py`, kept in the journal): with everything suspended a run
+plans and applies nothing (the first run of a head that has none says so on its commit, as a
+`skipped` run); with one org suspended that org's changes (and repairs) are kept back, the rest
+converges, and the statuses say what waits. A request an operator made through the API is
+journalled with trigger `operator`; an operator's retry (`force`) converges a failed head once more.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.daemon.crash import RunTrace, crash_reason
 from reconciler.daemon.healing import UnhealthyClock
-from reconciler.daemon.journal import Journal, RunRow, Unposted
+from reconciler.daemon.journal import SUSPEND_ALL, Journal, RunRow, Unposted
 from reconciler.daemon.logctx import tagged
 from reconciler.daemon.loop import Request, RunControl
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.steps import Step, Steps
+from reconciler.daemon.suspension import (
+    SUSPENDED,
+    SUSPENDED_RUN,
+    hold_back,
+    suspended_statuses,
+    waiting_text,
+    with_suspended,
+)
 from reconciler.errors import SourceError
 from reconciler.model.config import ReconcilerFile
-from reconciler.model.enums import TIER_ORDER, Outcome, RunKind, RunStatus, Trigger
+from reconciler.model.enums import TIER_ORDER, Outcome, RunKind, RunStatus, Tier, Trigger
 from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted, TierDone, TierStarted
 from reconciler.model.observed import ObservedWorkspace
 from reconciler.pipeline.compose import Parts
-from reconciler.pipeline.heal import HealPlan, apply_heal, heal_head, plan_heal
+from reconciler.pipeline.heal import HealPlan, TierHeal, apply_heal, heal_head, plan_heal
 from reconciler.pipeline.passes import PassOutcome, apply_and_report, failed_outcome, plan_revision
 from reconciler.pipeline.stages import Planned
 from reconciler.pipeline.writer import recover
@@ -55,6 +70,8 @@ from reconciler.source.checkout import Checkout
 from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
+OPERATOR_TRIGGER = "operator"  # the journal's trigger of a run an operator asked for through the API
+KEEPS_ITS_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.HELD, RunStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,11 @@ def run_url(public_url: str, run_id: int) -> str:
     return f"{public_url.rstrip('/')}/runs/{run_id}" if public_url else ""
 
 
+def trigger_of(request: Request) -> str:
+    """What the journal says asked for a run: `operator` for a request made through the API."""
+    return OPERATOR_TRIGGER if request.operator else request.trigger
+
+
 def checkout_commit(mirror: GitMirror, sha: str, ref: str, extra_refspecs: tuple[str, ...] = ()) -> Checkout:
     """The tree of `sha`, fetching only when the mirror does not have the commit yet."""
     mirror.ensure_commit(sha, extra_refspecs)
@@ -91,35 +113,44 @@ class BranchRuns:
     def run(self, request: Request, control: RunControl) -> RunStatus:
         trace = RunTrace()
         try:
-            if request.resync and self.deps.journal.last_status(request.sha) is RunStatus.FAILED:
-                return self._heal(request, control, trace)
-            return self._converge(request, control, trace)
+            suspended = self.deps.journal.suspended()
+            if SUSPEND_ALL in suspended:
+                return self._suspended(request, trace)
+            orgs = frozenset(suspended)
+            failed = self.deps.journal.last_status(request.sha) is RunStatus.FAILED
+            if request.resync and failed and not request.force:
+                return self._heal(request, control, trace, orgs)
+            return self._converge(request, control, trace, orgs)
         except Exception as exc:  # 8. a bug or a broken edge: the run still ends, as `error`
             return self._crashed(request, control, trace, exc)
 
-    def _converge(self, request: Request, control: RunControl, trace: RunTrace) -> RunStatus:
+    def _converge(self, request: Request, control: RunControl, trace: RunTrace,
+                  orgs: frozenset[str] = frozenset()) -> RunStatus:
         d = self.deps
         planned: Planned | PassOutcome | None = None
         heals: dict[str, str] = {}
+        waiting: Counter[Tier] = Counter()  # changes of suspended orgs kept back, per tier
         if request.resync:  # 0.
-            planned = self._plan(request.sha)
-            if isinstance(planned, Planned) and not planned.plan.refused and not planned.plan.changes():
+            planned, waiting = self._plan(request.sha, orgs)
+            drift = isinstance(planned, Planned) and (planned.plan.refused or planned.plan.changes())
+            if isinstance(planned, Planned) and not drift and (waiting or not self._left_waiting(request.sha)):
                 heal = heal_head(planned, self._due(planned.prepared.actual))  # no drift: the unhealthy, if any
-                return self._run_heal(request, control, trace, heal)
+                return self._run_heal(request, control, trace, heal, orgs)
             if isinstance(planned, Planned):
                 heals = {a.workspace_id: why for a in planned.plan.changes() if (why := heal_reason(a)) is not None}
                 changes = len(planned.plan.changes())
                 log.info("resync found drift", extra={"revision": request.sha, "outcome": f"{changes} change(s)"})
             elif self._same_error(request.sha, planned.status, planned.message):
                 return RunStatus.ERROR
-        run_id = d.journal.start_run(RunKind.APPLY, request.sha, request.trigger)  # 1.
+        run_id = d.journal.start_run(RunKind.APPLY, request.sha, trigger_of(request))  # 1.
         url = run_url(d.public_url, run_id)
         trace.begun(run_id, url)
         started = time.monotonic()
         with tagged(run_id, request.sha, apply_run=True):
-            log.info("run started", extra={"context": request.trigger})
+            log.info("run started", extra={"context": trigger_of(request)})
             self._post(request.sha, planning_statuses(request.sha, self.contexts), url)  # 2.
-            planned = planned or self._plan(request.sha)  # 3.
+            if planned is None:  # 3.
+                planned, waiting = self._plan(request.sha, orgs)
             if isinstance(planned, PassOutcome):
                 outcome = planned
             else:
@@ -128,6 +159,9 @@ class BranchRuns:
                                            on_event=self._listener(run_id, control, heals), post_final=False)
             status = outcome.status  # 5.
             final = list(outcome.final())
+            if waiting:  # what suspended orgs keep back: the commit is not fully applied yet
+                final = with_suspended(final, waiting, orgs)
+                outcome = replace(outcome, message=f"{outcome.message}; {waiting_text(orgs, sum(waiting.values()))}")
             if status is RunStatus.INTERRUPTED and control.superseded_by and not control.shutting_down:
                 status = RunStatus.SUPERSEDED
                 final += superseded_statuses(control.superseded_by, verified=True, contexts=self.contexts)
@@ -146,7 +180,7 @@ class BranchRuns:
 
     def superseded(self, request: Request, by: str) -> None:
         d = self.deps
-        run_id = d.journal.start_run(RunKind.APPLY, request.sha, request.trigger, status=RunStatus.SUPERSEDED)
+        run_id = d.journal.start_run(RunKind.APPLY, request.sha, trigger_of(request), status=RunStatus.SUPERSEDED)
         lines = superseded_statuses(by, verified=False, contexts=self.contexts)
         with tagged(run_id, request.sha):
             self._post(request.sha, lines, run_url(d.public_url, run_id))
@@ -155,25 +189,64 @@ class BranchRuns:
             d.metrics.run_finished(RunStatus.SUPERSEDED, None)
             log.info("superseded before it ran", extra={"outcome": RunStatus.SUPERSEDED})
 
+    # ---- suspended by an operator -----------------------------------------------------------------
+    def _suspended(self, request: Request, trace: RunTrace) -> RunStatus:
+        """Everything is suspended: nothing planned, nothing applied. The first run of a head that has
+        not been applied says so on its commit (`skipped`, statuses `pending`); otherwise nothing is
+        recorded (a converged or failed head keeps its statuses, a resync or a heal simply waits)."""
+        d = self.deps
+        last = d.journal.last_run(request.sha)
+        if last is not None and (last.status in KEEPS_ITS_STATUSES
+                                 or (last.status is RunStatus.SKIPPED and last.message == SUSPENDED_RUN)):
+            log.info("suspended by an operator: not run", extra={"revision": request.sha,
+                                                                 "context": trigger_of(request)})
+            return RunStatus.SKIPPED
+        run_id = d.journal.start_run(RunKind.APPLY, request.sha, trigger_of(request))
+        url = run_url(d.public_url, run_id)
+        trace.begun(run_id, url)
+        lines = suspended_statuses(self.contexts.tier)
+        with tagged(run_id, request.sha):
+            d.journal.finish_run(run_id, RunStatus.SKIPPED, SUSPENDED_RUN, statuses=[s.as_json() for s in lines])
+            trace.recorded, trace.final = RunStatus.SKIPPED, lines
+            self._post(request.sha, lines, url)
+            trace.posted = True
+            d.metrics.run_finished(RunStatus.SKIPPED, None)
+            log.info("suspended by an operator: not applied", extra={"outcome": RunStatus.SKIPPED})
+        return RunStatus.SKIPPED
+
+    def _left_waiting(self, sha: str) -> bool:
+        """The head's last run said it waits for a resume (its statuses are `pending`): once nothing is
+        kept back any more, a resync records a run that says how it ended, even with nothing to change."""
+        last = self.deps.journal.last_run(sha)
+        return last is not None and SUSPENDED in last.message
+
     # ---- healing ---------------------------------------------------------------------------------
-    def _heal(self, request: Request, control: RunControl, trace: RunTrace) -> RunStatus:
+    def _heal(self, request: Request, control: RunControl, trace: RunTrace,
+              orgs: frozenset[str] = frozenset()) -> RunStatus:
         """A resync of a failed head: each tier kept at its last verified revision (`pipeline/heal.py`)."""
         d = self.deps
         trace.heal = True
         good = d.journal.last_good()
         verified = {tier: checkout_commit(d.mirror, good[tier.value], d.branch)
                     for tier in TIER_ORDER if tier.value in good}
-        return self._run_heal(request, control, trace, plan_heal(request.sha, verified, d.parts, self._due))
+        heal = plan_heal(request.sha, verified, d.parts, self._due)
+        return self._run_heal(request, control, trace, heal, orgs)
 
     def _due(self, actual: Sequence[ObservedWorkspace]) -> Mapping[str, float]:
         """Workspaces unhealthy for longer than `--heal-unhealthy-after`, as of the listing `actual`."""
         return self.deps.unhealthy.due(actual) if self.deps.unhealthy is not None else {}
 
-    def _run_heal(self, request: Request, control: RunControl, trace: RunTrace, heal: HealPlan) -> RunStatus:
+    def _run_heal(self, request: Request, control: RunControl, trace: RunTrace, heal: HealPlan,
+                  orgs: frozenset[str] = frozenset()) -> RunStatus:
         """Apply `heal`'s repairs as one `heal` run: journalled, never posted (the head's statuses say
-        what its own run found), nothing held; `noop` and nothing recorded when there is none."""
+        what its own run found), nothing held; `noop` and nothing recorded when there is none. The
+        repairs of suspended `orgs` are left out."""
         d = self.deps
         trace.heal = True
+        if orgs:
+            heal = HealPlan(heal.head, tuple(
+                TierHeal(t.tier, Planned(t.planned.prepared, hold_back(t.planned.plan, orgs)[0]), t.left)
+                for t in heal.tiers))
         for line in heal.left():
             log.debug("heal: left alone", extra={"revision": request.sha, "context": line})
         plan = heal.plan()
@@ -236,7 +309,7 @@ class BranchRuns:
         lines = [] if trace.heal else error_statuses(reason, self.contexts)
         try:
             if trace.run_id is None:
-                trigger = Trigger.HEAL if trace.heal else request.trigger
+                trigger = Trigger.HEAL if trace.heal else trigger_of(request)
                 run_id = d.journal.start_run(RunKind.APPLY, request.sha, trigger)
                 trace.begun(run_id, run_url(d.public_url, run_id))
             assert trace.run_id is not None
@@ -293,14 +366,19 @@ class BranchRuns:
             self.deps.journal.mark_recovered(row.id)
 
     # ---- internals ---------------------------------------------------------------------------
-    def _plan(self, sha: str) -> Planned | PassOutcome:
+    def _plan(self, sha: str, orgs: frozenset[str] = frozenset()) -> tuple[Planned | PassOutcome, Counter[Tier]]:
+        """The plan of `sha` with the changes of suspended `orgs` kept back (and how many, per tier)."""
         try:
             with self.deps.steps.step(f"fetch {sha[:12]}"):
                 checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
         except SourceError as exc:
-            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"), self.contexts)
+            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"), self.contexts), Counter()
         with self.deps.steps.step(f"plan {sha[:12]}"):
-            return plan_revision(checkout, self.deps.parts)
+            planned = plan_revision(checkout, self.deps.parts)
+        if isinstance(planned, PassOutcome) or not orgs:
+            return planned, Counter()
+        kept, waiting = hold_back(planned.plan, orgs)
+        return Planned(planned.prepared, kept), waiting
 
     def _post(self, sha: str, lines: list[StatusLine] | tuple[StatusLine, ...], url: str) -> list[StatusLine]:
         if self.deps.poster is None:

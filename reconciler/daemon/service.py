@@ -4,7 +4,8 @@ Start: take the state dir lock, then the instance's lease in the engine (a secon
 the state dir, or with the same instance id on the engine, exits with a message naming the holder),
 prune the journal, recover what a dead process left half-done, start the worker, the push hints, the PR reviewer, the
 scheduler and the HTTP servers (uvicorn on their own threads, each with a connection limit; the
-pages on a listener of their own with `--listen-pages`; the main thread owns the signals).
+pages and the JSON API (`api.py`, `Control`) on a listener of their own with `--listen-pages`; the
+main thread owns the signals).
 SIGTERM/SIGINT: the current run stops after its current action and records itself interrupted,
 the statuses kept while the forge was down get one more try, everything stops, exit 0.
 
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from starlette.types import ASGIApp
 
 from reconciler.backends.base import Lease
+from reconciler.daemon.api import Control, api_app
 from reconciler.daemon.cleanup import KEEP_REVIEWS, Needed, StateCleaner, needed
 from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal, JournalDeliveries
@@ -111,8 +113,10 @@ class Daemon:
         hooks = webhook_app(secret, s.branch, self.on_trigger, repo=self.repo,
                             seen=JournalDeliveries(self.journal)) if secret else None
         token = s.pages_token.get_secret_value() if s.pages_token else None
+        self.control = Control(self.worker, self.journal, self.mirror, s.branch, self.parts, self.health,
+                               public_url=opts.public_url)
         self.app, self.pages_app = build_apps(self.journal, self.metrics, self.health, hooks,
-                                              split=s.pages is not None, token=token)
+                                              split=s.pages is not None, token=token, api=api_app(self.control))
         self._stop = threading.Event()
 
     def on_trigger(self, trigger: Hook) -> None:

@@ -11,9 +11,10 @@ webhook receiver is `forge.webhooks.webhook_app` itself, its routes mounted here
 count deliveries by outcome (from the status code it answers).
 
 Two apps: the open one (`/healthz`, `/hooks/gitea`: a health check and a signed webhook need no
-other credential) and the pages (`/metrics`, `/runs`, `/runs/<id>`), either on the same listener
-or on a listener of their own (`--listen-pages`). With a pages token, every page request needs
-`Authorization: Bearer <token>` or Basic auth with the token as password (`RequireToken`).
+other credential) and the pages (`/metrics`, `/runs`, `/runs/<id>`, the JSON API under `/api/v1`),
+either on the same listener or on a listener of their own (`--listen-pages`). With a pages token,
+every page request needs `Authorization: Bearer <token>` or Basic auth with the token as password
+(`RequireToken`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.daemon import pages
@@ -100,8 +101,10 @@ class RequireToken:
 
 
 def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str, Any]], hooks: Starlette | None,
-               *, split: bool = False, token: str | None = None) -> tuple[ASGIApp, ASGIApp | None]:
-    """The app of the main listener and, with `split`, the app of the pages listener (else None)."""
+               *, split: bool = False, token: str | None = None,
+               api: ASGIApp | None = None) -> tuple[ASGIApp, ASGIApp | None]:
+    """The app of the main listener and, with `split`, the app of the pages listener (else None).
+    `api` (the JSON API, `api.py`) is served at `/api/v1` with the pages, behind their token."""
 
     async def healthz(request: Request) -> JSONResponse:
         state = health()
@@ -132,6 +135,8 @@ def build_apps(journal: Journal, metrics: Metrics, health: Callable[[], dict[str
                                     *(hooks.routes if hooks is not None else [])]
     page_routes: list[BaseRoute] = [Route("/metrics", metrics_text), Route("/runs", runs),
                                     Route("/runs/{run_id:int}", run)]
+    if api is not None:
+        page_routes.append(Mount("/api/v1", app=api))
 
     def guarded(routes: list[BaseRoute]) -> ASGIApp:
         app = Starlette(routes=routes)
