@@ -32,7 +32,7 @@ record() {  # record <name> <pid>
 
 recorded() {  # recorded <name>: prints the pid `start` recorded for <name> while that very process runs
   local pid="" since=""
-  [ -r "$STATE/$1.pid" ] && read -r pid since <"$STATE/$1.pid" || true
+  if [ -r "$STATE/$1.pid" ]; then read -r pid since <"$STATE/$1.pid" || true; fi
   [ -n "$pid" ] && [ -n "$since" ] && [ "$(started_at "$pid")" = "$since" ] && echo "$pid"
 }
 

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${RECONCILER_VENV:-$PWD/.venv}
 PY=$VENV/bin/python
-[ -x "$PY" ] && [ -x "$VENV/bin/lint-imports" ] || {
-  echo "test: no virtual environment with the test extras at $VENV: run scripts/setup.sh first" >&2; exit 1; }
+if [ ! -x "$PY" ] || [ ! -x "$VENV/bin/lint-imports" ]; then
+  echo "test: no virtual environment with the test extras at $VENV: run scripts/setup.sh first" >&2; exit 1
+fi
 export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
 scripts/test-env.sh start
 [ -x scripts/build-images.sh ] && scripts/build-images.sh >/dev/null

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from reconciler.cli.options import SOURCE_ARG, STATE, TOKEN, TRUST, AsJson, checkout_or_exit, exit_on_errors, operator
+from reconciler.cli.output import FormatOption, config_errors_as, workspace_prefix
 from reconciler.cli.progress import Progress
 from reconciler.errors import ConfigError
 from reconciler.model.config import ReconcilerFile
@@ -20,11 +21,13 @@ from reconciler.model.desired import DesiredState
 from reconciler.pipeline.compose import build_parts
 from reconciler.pipeline.settings import Settings
 from reconciler.render.repo import load_settings, render_repo
+from reconciler.report.annotations import OutputFormat
 from reconciler.report.desired import desired_json, render_tree, summary
 from reconciler.source.checkout import Checkout
 
 
-def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = False) -> DesiredState:
+def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = False,
+            output_format: OutputFormat = OutputFormat.TEXT) -> DesiredState:
     parts = build_parts(settings)
     if ref is None and _work_tree(source):
         tree = Checkout(Path(source).resolve(), None, None)
@@ -35,7 +38,7 @@ def _render(source: str, ref: str | None, settings: Settings, *, quiet: bool = F
         repo = load_settings(path)
     except ConfigError:
         repo = ReconcilerFile()
-    with exit_on_errors():
+    with exit_on_errors(), config_errors_as(output_format, workspace_prefix(source)):
         return render_repo(path, secrets=parts.secrets, fetcher=parts.fetcher(repo), policy=settings.policy,
                            revision=tree.revision)
 
@@ -45,10 +48,14 @@ def _work_tree(source: str) -> bool:
 
 
 @operator(SOURCE_ARG, STATE, TRUST, TOKEN, default_secrets=False)
-def validate(settings: Settings, source: str, ref: str | None) -> None:
+def validate(settings: Settings, source: str, ref: str | None,
+             output_format: FormatOption = OutputFormat.TEXT) -> None:
     """Check a config repository (directory, git repository or URL): schema, includes, externals,
     references, the operator policy. Exit 1 on any error."""
-    typer.echo(summary(_render(source, ref, settings)))
+    state = _render(source, ref, settings, quiet=output_format is OutputFormat.JSON, output_format=output_format)
+    if output_format is OutputFormat.JSON:  # stdout is the list of errors: none
+        typer.echo("[]")
+    typer.echo(summary(state), err=output_format is OutputFormat.JSON)
 
 
 @operator(SOURCE_ARG, STATE, TRUST, TOKEN, default_secrets=False)

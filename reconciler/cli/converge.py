@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.options import APPLY, FORGE, OPERATOR, POLICY, SOURCE, AsJson, checkout_or_exit, operator
-from reconciler.cli.output import report
+from reconciler.cli.output import FormatOption, report, workspace_prefix
 from reconciler.cli.progress import Progress, ReportingParts
 from reconciler.errors import AnotherWriter, ReconcilerError
 from reconciler.model.config import ReconcilerFile
@@ -20,6 +20,7 @@ from reconciler.pipeline.compose import Parts, build_forge, build_parts
 from reconciler.pipeline.passes import ForgePoster, PassOutcome, failed_outcome, run_pass
 from reconciler.pipeline.settings import Settings
 from reconciler.pipeline.writer import sole_writer
+from reconciler.report.annotations import OutputFormat
 from reconciler.source.checkout import Checkout
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also list unchanged workspaces")]
@@ -31,7 +32,7 @@ CHANGES_PENDING = 3  # `plan --exit-code`: apply would change something (as `ter
 @operator(SOURCE, OPERATOR, POLICY)
 def plan_cmd(
     settings: Settings, source: str, ref: str | None, as_json: AsJson = False, verbose: Verbose = False,
-    exit_code: ExitCode = False,
+    exit_code: ExitCode = False, output_format: FormatOption = OutputFormat.TEXT,
 ) -> None:
     """Show what apply would change, with a reason per workspace. Touches nothing."""
     progress = None if as_json else Progress()
@@ -39,7 +40,8 @@ def plan_cmd(
     outcome = run_pass(checkout_or_exit(parts, source, ref, progress), parts, apply=False)
     if progress is not None:
         progress.close()
-    report(outcome, as_json=as_json, applied=False, verbose=verbose)
+    report(outcome, as_json=as_json, applied=False, verbose=verbose, output_format=output_format,
+           prefix=workspace_prefix(source))
     pending = outcome.exit_code == 0 and outcome.plan is not None and bool(outcome.plan.changes())
     raise typer.Exit(CHANGES_PENDING if exit_code and pending else outcome.exit_code)
 

@@ -133,12 +133,12 @@ def render_repo(
 
 def org_failure(org: str, errors: list[ConfigError]) -> OrgFailure:
     """The failure of one org: its first error (by file, line) as the cause, every error listed but
-    those that only follow from another one."""
-    ordered = ConfigErrors(errors).errors
-    first = ordered[0]
+    those that only follow from another one (a cause is followed by an indented line saying how many)."""
+    together = ConfigErrors(errors)
+    first = together.errors[0]
     at = first.location or Location(f"orgs/{org}/org.yaml")
     return OrgFailure(org=org, file=at.file, line=at.line, column=at.column, message=first.message,
-                      errors=tuple(str(e) for e in ordered))
+                      errors=tuple(str(together).splitlines()))
 
 
 def check_within_policy(
