@@ -97,4 +97,4 @@ app.command("plan")(plan_cmd)
 app.command("apply")(apply_cmd)
 app.command("pins")(pins_cmd)
 app.command("run")(run_command)
-register_control(app)  # status, sync, suspend, resume, release, retry: a running daemon, through its API
+register_control(app)  # status, sync, suspend, resume, release, retry, promote: a running daemon, via its API

@@ -1,5 +1,5 @@
 """Controlling a running daemon through its JSON API (`/api/v1`, served with the pages and their token):
-`status`, `sync [--ref]`, `suspend [--org]`, `resume [--org]`, `release <hold>`, `retry`.
+`status`, `sync [--ref]`, `suspend [--org]`, `resume [--org]`, `release <hold>`, `retry`, `promote <sha>`.
 
 `--url` (env `RECONCILER_URL`, default http://127.0.0.1:8080: the pages listener when the daemon
 has `--listen-pages`), `--token-file` (the pages token; env `RECONCILER_TOKEN_FILE`, or the
@@ -156,9 +156,17 @@ def retry_cmd(url: Url = DEFAULT_URL, token_file: TokenFile = None, as_json: AsJ
     _say(Api(url, token_file).call("POST", "retry"), as_json)
 
 
+def promote_cmd(
+    sha: Annotated[str, typer.Argument(help="The head's SHA (7 to 40 hex digits), as its production status names it")],
+    url: Url = DEFAULT_URL, token_file: TokenFile = None, as_json: AsJson = False,
+) -> None:
+    """With the policy's `production: manual`: let the head, whose canary passed, go to production."""
+    _say(Api(url, token_file).call("POST", "promote", {"sha": sha}), as_json)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "status": status_cmd, "sync": sync_cmd, "suspend": suspend_cmd, "resume": resume_cmd,
-    "release": release_cmd, "retry": retry_cmd,
+    "release": release_cmd, "retry": retry_cmd, "promote": promote_cmd,
 }
 
 
@@ -179,7 +187,7 @@ def _ago(at: object) -> str:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {_short(key) if len(key) == 40 else key or '?'}" for key, n in counts.items()) or "-"
+    return ", ".join(f"{_short(key) if len(key) == 40 else key or '?'} ×{n}" for key, n in counts.items()) or "-"
 
 
 def _request(request: dict[str, Any] | None) -> str:
@@ -205,6 +213,11 @@ def render_status(doc: dict[str, Any]) -> str:
     if worker.get("stuck"):
         stuck = worker["stuck"]
         lines.append(f"  STUCK in {stuck.get('step')} for {stuck.get('for_s')}s")
+    production = doc.get("production") or {}
+    if production.get("mode") == "manual":
+        waiting = production.get("waiting_for_approval")
+        lines.append("production: manual; " + (f"{_short(waiting)} waits for approval (reconciler promote "
+                                                f"{_short(waiting)})" if waiting else "nothing waits for approval"))
     for tier, t in (doc.get("tiers") or {}).items():
         lines.append(f"{tier + ':':<12} current {_short(t.get('current'))}, last good {_short(t.get('last_good'))}; "
                      f"{t.get('workspaces', 0)} workspace(s)")

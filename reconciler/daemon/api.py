@@ -12,10 +12,12 @@
     POST /api/v1/release   {"hold": id | value | label | subject}: clear one held version, then
                            converge the head (see `pipeline/holdrelease.py`)
     POST /api/v1/retry     run the head once more although its last run failed (or gave up on errors)
+    POST /api/v1/promote   {"sha"}: with the policy's `production: manual`, let the head whose canary
+                           passed go to production (its production status says "waiting for approval")
 
 Answers are JSON objects: `message` says what happened in one line; an error is
 `{"error": <message>, "status": <code>}` with 400 (a bad request), 404 (no such ref, hold or
-endpoint), 409 (not now: suspended, nothing to retry, an ambiguous hold, a ref off the branch) or
+endpoint), 409 (not now: suspended, nothing to retry or promote, an ambiguous hold, a ref off the branch) or
 502 (the config repository could not be reached). Requests only enqueue: a run happens on the
 worker's thread as any other, journalled with trigger `operator`. The run in progress when an
 operator suspends finishes (suspending never cuts a run half-way).
@@ -42,7 +44,7 @@ from starlette.routing import Route
 from reconciler.daemon.journal import SUSPEND_ALL, Journal
 from reconciler.daemon.loop import Request, Worker
 from reconciler.daemon.runs import run_url
-from reconciler.daemon.suspension import SUSPENDED
+from reconciler.daemon.suspension import APPROVAL, SUSPENDED
 from reconciler.errors import ReconcilerError, SourceError
 from reconciler.model.config import KEY_PATTERN
 from reconciler.model.enums import TIER_ORDER, RunStatus, Trigger
@@ -56,7 +58,8 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ERROR})
-FIELDS = {"sync": {"ref"}, "suspend": {"org"}, "resume": {"org"}, "release": {"hold"}, "retry": set()}
+FIELDS = {"sync": {"ref"}, "suspend": {"org"}, "resume": {"org"}, "release": {"hold"}, "retry": set(),
+          "promote": {"sha"}}
 
 
 class ApiError(Exception):
@@ -112,6 +115,8 @@ class Control:
             "suspended": {"everything": SUSPEND_ALL in suspended, "since": suspended.get(SUSPEND_ALL),
                           "orgs": {org: at for org, at in suspended.items() if org != SUSPEND_ALL}},
             "tiers": tiers,
+            "production": {"mode": self.parts.settings.policy.production,
+                           "waiting_for_approval": head if self._waiting_for_approval(head) else None},
             "fleet": {"error": fleet_error, "orgs": _by_org(fleet),
                       "workspaces": [_workspace(w) for w in sorted(fleet, key=lambda w: w.id)]},
             "holds": [hold_json(h) for h in sorted(self.parts.holds.current(self.wall()), key=lambda h: h.failed_at)],
@@ -253,6 +258,33 @@ class Control:
         log.info("retry requested by an operator", extra={"revision": head})
         return 202, {"message": message, "queued": head, "holds": [hold_json(h) for h in held]}
 
+    # ---- POST /promote -----------------------------------------------------------------------------
+    def promote(self, sha: str) -> tuple[int, dict[str, Any]]:
+        if self.parts.settings.policy.production != "manual":
+            raise ApiError(409, "production follows a passed canary on its own (the operator policy does not say "
+                                "`production: manual`): nothing to promote")
+        if not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha):
+            raise ApiError(400, f"invalid sha {sha!r}: give the commit's SHA (7 to 40 hex digits)")
+        self._not_suspended("promotion")
+        head = self.worker.head
+        if head is None or not head.startswith(sha.lower()):
+            raise ApiError(409, f"{sha} is not the head of {self.branch} ({short(head)}): only the head is promoted")
+        if self.journal.approved(head):
+            return 200, {"message": f"{short(head)} was already promoted", "changed": False, "queued": None}
+        if not self._waiting_for_approval(head):
+            last = self.journal.last_run(head)
+            said = f"its last run: {last.status.value}, {last.message}" if last is not None else "it has not run yet"
+            raise ApiError(409, f"{short(head)} is not waiting for approval ({said}): production is promoted "
+                                "after its canary passed")
+        self.journal.approve(head)
+        log.warning("promoted to production by an operator", extra={"revision": head})
+        queued = self._resync()
+        return 202, {"message": f"promoted {short(head)}: converging production", "changed": True, "queued": queued}
+
+    def _waiting_for_approval(self, head: str | None) -> bool:
+        last = self.journal.last_run(head) if head else None
+        return last is not None and APPROVAL in last.message and not self.journal.approved(last.revision or "")
+
     # ---- helpers -----------------------------------------------------------------------------------
     def _not_suspended(self, what: str) -> None:
         since = self.journal.suspended().get(SUSPEND_ALL)
@@ -364,6 +396,7 @@ def api_app(control: Control) -> Starlette:
         action("resume", lambda b: control.resume(b.get("org"))),
         action("release", lambda b: control.release(_required(b, "hold"))),
         action("retry", lambda b: control.retry()),
+        action("promote", lambda b: control.promote(_required(b, "sha"))),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 

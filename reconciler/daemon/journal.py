@@ -1,15 +1,16 @@
-"""The daemon's journal: SQLite under the state dir. History, and the operator's suspensions:
-wiping it loses nothing else (and resumes whatever was suspended).
+"""The daemon's journal: SQLite under the state dir. History, and the operator's suspensions and
+approvals: wiping it loses nothing else (it resumes what was suspended, and forgets approvals).
 
 What it keeps: runs (apply runs on the watched branch and PR reviews: revision, trigger, status,
 plan JSON, the RunResult JSON, statuses posted, timings), one row per finished action (written as
 each action ends, so a run killed half-way still shows what it did), the last good revision per
 tier, statuses the forge has not taken yet (the newest per commit and context, each with its own
 retry count and next try), the webhook delivery ids already handled (a redelivery is
-acknowledged and ignored, across restarts too), and what an operator suspended (everything, or
-one org: `suspend`, `resume`, `suspended`), so a restart keeps it. Actual state is never read
-from here: it comes from the backend's labels. One connection, serialised by a lock; WAL so the
-web pages read while the worker writes.
+acknowledged and ignored, across restarts too), what an operator suspended (everything, or one
+org: `suspend`, `resume`, `suspended`) and the commits an operator promoted to production
+(`approve`, `approved`: with the policy's `production: manual`), so a restart keeps them. Actual
+state is never read from here: it comes from the backend's labels. One connection, serialised by
+a lock; WAL so the web pages read while the worker writes.
 
 Retention (`prune_runs`, `prune_deliveries`): old runs go with their actions, by age and by count;
 a run still `running`, one not yet recovered, and the newest apply run that is not a heal (what
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS unposted (
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
 CREATE TABLE IF NOT EXISTS suspended (org TEXT PRIMARY KEY, at REAL NOT NULL);  -- org '*': everything
+CREATE TABLE IF NOT EXISTS approvals (revision TEXT PRIMARY KEY, at REAL NOT NULL);  -- promoted to production
 """
 SUSPEND_ALL = "*"
 # runs that retention may delete: finished, recovered, and not the newest apply run (heal runs aside)
@@ -319,6 +321,15 @@ class Journal:
     def suspended(self) -> dict[str, float]:
         """org (`SUSPEND_ALL`: everything) -> since when (epoch seconds)."""
         return {str(r["org"]): float(r["at"]) for r in self._rows("SELECT * FROM suspended ORDER BY org")}
+
+
+    # ---- commits an operator promoted to production ---------------------------------------------
+    def approve(self, revision: str) -> bool:
+        """Record that `revision` may go to production; False when it already was."""
+        return self._exec("INSERT OR IGNORE INTO approvals VALUES (?,?)", (revision, self._clock())).rowcount > 0
+
+    def approved(self, revision: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM approvals WHERE revision=?", (revision,)))
 
 
 class JournalDeliveries:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -46,12 +45,13 @@ from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.steps import Step, Steps
 from reconciler.daemon.suspension import (
-    SUSPENDED,
+    APPROVAL,
     SUSPENDED_RUN,
+    WAITING_MARKS,
+    Waiting,
     hold_back,
+    hold_back_tier,
     suspended_statuses,
-    waiting_text,
-    with_suspended,
 )
 from reconciler.errors import SourceError
 from reconciler.model.config import ReconcilerFile
@@ -129,7 +129,7 @@ class BranchRuns:
         d = self.deps
         planned: Planned | PassOutcome | None = None
         heals: dict[str, str] = {}
-        waiting: Counter[Tier] = Counter()  # changes of suspended orgs kept back, per tier
+        waiting = Waiting(request.sha, orgs)  # what suspended orgs and production approval keep back
         if request.resync:  # 0.
             planned, waiting = self._plan(request.sha, orgs)
             drift = isinstance(planned, Planned) and (planned.plan.refused or planned.plan.changes())
@@ -159,13 +159,14 @@ class BranchRuns:
                                            on_event=self._listener(run_id, control, heals), post_final=False)
             status = outcome.status  # 5.
             final = list(outcome.final())
-            if waiting:  # what suspended orgs keep back: the commit is not fully applied yet
-                final = with_suspended(final, waiting, orgs)
-                outcome = replace(outcome, message=f"{outcome.message}; {waiting_text(orgs, sum(waiting.values()))}")
+            if waiting:  # kept back for an operator: the commit is not fully applied yet
+                final = waiting.lines(final)
+                note = waiting.message(applied=any(APPROVAL in line.description for line in final))
+                outcome = replace(outcome, message=f"{outcome.message}; {note}") if note else outcome
             if status is RunStatus.INTERRUPTED and control.superseded_by and not control.shutting_down:
                 status = RunStatus.SUPERSEDED
                 final += superseded_statuses(control.superseded_by, verified=True, contexts=self.contexts)
-            self._record(run_id, status, outcome, final, control)  # 6. the journal first, then the commit
+            self._record(run_id, status, outcome, final, control, waiting.tiers())  # 6. the journal, then the commit
             trace.recorded, trace.final = status, final
             self._post(request.sha, final, url)
             trace.posted = True
@@ -218,7 +219,7 @@ class BranchRuns:
         """The head's last run said it waits for a resume (its statuses are `pending`): once nothing is
         kept back any more, a resync records a run that says how it ended, even with nothing to change."""
         last = self.deps.journal.last_run(sha)
-        return last is not None and SUSPENDED in last.message
+        return last is not None and any(mark in last.message for mark in WAITING_MARKS)
 
     # ---- healing ---------------------------------------------------------------------------------
     def _heal(self, request: Request, control: RunControl, trace: RunTrace,
@@ -366,19 +367,23 @@ class BranchRuns:
             self.deps.journal.mark_recovered(row.id)
 
     # ---- internals ---------------------------------------------------------------------------
-    def _plan(self, sha: str, orgs: frozenset[str] = frozenset()) -> tuple[Planned | PassOutcome, Counter[Tier]]:
-        """The plan of `sha` with the changes of suspended `orgs` kept back (and how many, per tier)."""
+    def _plan(self, sha: str, orgs: frozenset[str] = frozenset()) -> tuple[Planned | PassOutcome, Waiting]:
+        """The plan of `sha` with the changes of suspended `orgs` kept back, and production's until the
+        commit is approved when the operator policy says `production: manual`; and what was kept."""
         try:
             with self.deps.steps.step(f"fetch {sha[:12]}"):
                 checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
         except SourceError as exc:
-            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"), self.contexts), Counter()
+            return failed_outcome(sha, SourceError(f"could not fetch the commit: {exc}"), self.contexts), Waiting(sha)
         with self.deps.steps.step(f"plan {sha[:12]}"):
             planned = plan_revision(checkout, self.deps.parts)
-        if isinstance(planned, PassOutcome) or not orgs:
-            return planned, Counter()
-        kept, waiting = hold_back(planned.plan, orgs)
-        return Planned(planned.prepared, kept), waiting
+        if isinstance(planned, PassOutcome):
+            return planned, Waiting(sha)
+        kept, by_org = hold_back(planned.plan, orgs)
+        approval = 0
+        if self.deps.parts.settings.policy.production == "manual" and not self.deps.journal.approved(sha):
+            kept, approval = hold_back_tier(kept, Tier.PRODUCTION)
+        return Planned(planned.prepared, kept), Waiting(sha, orgs, by_org, approval)
 
     def _post(self, sha: str, lines: list[StatusLine] | tuple[StatusLine, ...], url: str) -> list[StatusLine]:
         if self.deps.poster is None:
@@ -418,7 +423,9 @@ class BranchRuns:
         return on_event
 
     def _record(self, run_id: int, status: RunStatus, outcome: PassOutcome, lines: list[StatusLine],
-                control: RunControl) -> None:
+                control: RunControl, waiting: set[Tier] | None = None) -> None:
+        """The run's verdict; each tier that passed its gate gets the revision as its last good one,
+        except a tier with changes kept back for an operator (it does not run that revision)."""
         d = self.deps
         run = outcome.run
         d.journal.finish_run(
@@ -429,7 +436,7 @@ class BranchRuns:
         )
         if run is not None and outcome.revision:
             for tier in run.tiers:
-                if tier.outcome is Outcome.SUCCESS:
+                if tier.outcome is Outcome.SUCCESS and tier.tier not in (waiting or set()):
                     d.journal.set_last_good(tier.tier.value, outcome.revision, run_id)
         if status is RunStatus.SUCCESS:
             d.metrics.last_success.set(time.time())

@@ -3,7 +3,8 @@
 The config repo decides *what runs*; the operator decides *where things may run and what a commit
 may ask for*: which git sources (`!external`, plugins) and registries (images) may be reached,
 which docker networks a workspace may join, the ceilings (deletions per run,
-workspaces, resources) and the env names the reconciler reserves. `reconciler.yaml` may narrow a
+workspaces, resources), the env names the reconciler reserves, and whether the daemon promotes a
+commit to production on its own (`production: auto`) or waits for an operator (`manual`). `reconciler.yaml` may narrow a
 bound (fewer sources, a smaller delete cap), never widen it; a value outside the policy is a
 `file:line` error that names the policy (`origin`).
 
@@ -13,6 +14,8 @@ reached: no `!external`, no plugin source, no registry.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -42,6 +45,9 @@ class Policy(_Strict):
     resources: Resources = Field(default_factory=Resources, description="Ceilings on each workspace's limits")
     reserved_env: list[str] = Field(default_factory=list, description="Env names no commit may set (added to the "
                                     "built-in ones)")
+    production: Literal["auto", "manual"] = Field(
+        default="auto", description="auto: production follows a passed canary gate; manual: the daemon applies "
+        "production only once an operator approves the commit (`reconciler promote <sha>`)")
     origin: SkipJsonSchema[str] = Field(default="the operator policy (none given)", exclude=True)  # named in errors
 
     def source_allowed(self, repo: str) -> bool:

@@ -5,12 +5,17 @@
   while a commit off the branch is refused;
 - suspended, a push applies nothing and its statuses say so; the suspension survives a restart;
   a resume converges the head;
-- a failed head's hold is listed and released, and an operator's retry runs the failed head again.
+- a failed head's hold is listed and released, and an operator's retry runs the failed head again;
+- with the policy's `production: manual`, production waits after a passed canary ("waiting for
+  approval") until `reconciler promote <sha>`.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,11 @@ import docker
 import httpx
 
 from tests.support.clock import wait_until
-from tests.support.daemon import CONTEXTS, Fleet, push, states, statuses, workspace_containers
+from tests.support.daemon import CONTEXTS, ROOT, Fleet, push, states, statuses, workspace_containers
 from tests.support.gitea_emulator import GiteaEmulator
 from tests.support.gitea_hooks import ZERO
 from tests.support.gitea_repo import NAME, OWNER
+from tests.support.policy import policy_file
 
 TOKEN = "api-token-7"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -147,6 +153,44 @@ def test_suspended_a_push_applies_nothing_across_a_restart_and_resume_converges(
     assert revisions(docker_client, daemon.instance) == {"acme/ws0": second, "acme/ws1": second}
     assert api(daemon, "POST", "resume").json()["changed"] is False
     assert api(daemon, "POST", "suspend", {"org": "Not A Slug"}).status_code == 400
+
+
+def test_with_production_manual_production_waits_until_an_operator_promotes_the_head(
+    gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    policy = tmp_path / "manual-policy.yaml"
+    policy.write_text(policy_file(tmp_path / "base").read_text() + "production: manual\n")
+    daemon = daemon_factory(extra=(*with_token(tmp_path), "--policy", str(policy)))
+    fleet.write("1")
+    sha = fleet.commit("v1")
+    push(gitea, fleet, ZERO, sha)
+
+    def waiting() -> bool:
+        found = statuses(gitea, sha)
+        return (found.get(CONTEXTS[0], {}).get("state") == "success"
+                and "waiting for approval" in found.get(CONTEXTS[1], {}).get("description", ""))
+
+    assert wait_until(waiting, timeout=90), (statuses(gitea, sha), daemon.logs()[-3000:])
+    assert statuses(gitea, sha)[CONTEXTS[1]]["state"] == "pending"
+    assert f"reconciler promote {sha[:12]}" in statuses(gitea, sha)[CONTEXTS[1]]["description"]
+    assert revisions(docker_client, daemon.instance) == {"acme/ws0": sha}  # production waits
+    status = api(daemon, "GET", "status").json()
+    assert status["production"] == {"mode": "manual", "waiting_for_approval": sha}
+    assert status["tiers"]["production"]["last_good"] is None
+
+    assert api(daemon, "POST", "promote", {"sha": "0" * 12}).status_code == 409
+    assert api(daemon, "POST", "promote", {"sha": "xyz"}).status_code == 400
+    promoted = subprocess.run([sys.executable, "-m", "reconciler", "promote", sha[:10], "--url", daemon.url,
+                               "--token-file", str(tmp_path / "pages-token")], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert promoted.returncode == 0 and f"promoted {sha[:12]}" in promoted.stdout, promoted.stderr
+    assert wait_until(lambda: states(gitea, sha) == dict.fromkeys(CONTEXTS, "success"), timeout=90), (
+        states(gitea, sha), daemon.logs()[-3000:])
+    assert revisions(docker_client, daemon.instance) == {"acme/ws0": sha, "acme/ws1": sha}
+    assert [(r["status"], r["trigger"]) for r in daemon.runs(sha)] == [("success", "push"), ("success", "operator")]
+    again = api(daemon, "POST", "promote", {"sha": sha})
+    assert again.status_code == 200 and again.json()["changed"] is False
+    assert api(daemon, "GET", "status").json()["production"]["waiting_for_approval"] is None
 
 
 def test_a_held_version_is_released_and_a_failed_head_is_retried_once_on_request(

@@ -36,6 +36,7 @@ from reconciler.pipeline.holdstore import HoldStore
 from reconciler.report.statuses import StatusLine
 from tests.support.clock import wait_until
 from tests.support.fakes import MemoryParts, memory_parts
+from tests.support.policy import policy_for
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx is what is installed
     warnings.simplefilter("ignore")
@@ -69,12 +70,13 @@ class Poster:
 
 
 class Env:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, production: str = "auto") -> None:
         self.tmp = tmp_path
         self.mirror = Mirror()
         self.poster = Poster()
         self.journal = Journal(tmp_path / "journal.sqlite")
-        self.parts: MemoryParts = memory_parts(tmp_path / "state")
+        policy = policy_for().model_copy(update={"production": production})
+        self.parts: MemoryParts = memory_parts(tmp_path / "state", policy=policy)
         self.runs = BranchRuns(RunDeps(self.mirror, "main", self.journal, Metrics(), self.parts,  # type: ignore[arg-type]
                                        self.poster, "http://r.example"))  # type: ignore[arg-type]
 
@@ -202,6 +204,36 @@ def test_an_operators_retry_runs_a_failed_head_and_a_plain_request_does_not(tmp_
         worker.shutdown(10)
 
 
+def test_with_production_manual_production_waits_for_approval_after_a_passed_canary(tmp_path: Path) -> None:
+    env = Env(tmp_path, production="manual")
+    v1 = env.commit("1", "1")
+    assert env.run(v1) is RunStatus.SUCCESS
+    assert env.revisions() == {ACME[0]: v1, BETA[0]: v1}  # canary only
+    final = env.poster.final(v1)
+    assert final["reconciler/canary"].state is StatusState.SUCCESS
+    production = final["reconciler/production"]
+    assert production.state is StatusState.PENDING
+    assert production.description.startswith(f"production: waiting for approval (2 changes): reconciler promote "
+                                              f"{v1[:12]}")
+    assert env.journal.last_good() == {"canary": v1}  # production does not run it
+    assert "production waiting for approval" in env.rows(v1)[-1].message
+    posted = len(env.poster.posted)
+    assert env.run(v1, Trigger.RESYNC, resync=True) is RunStatus.NOOP and len(env.poster.posted) == posted
+
+    assert env.journal.approve(v1) and not env.journal.approve(v1)
+    assert env.run(v1, Trigger.POLL, resync=True, operator=True) is RunStatus.SUCCESS
+    assert set(env.revisions().values()) == {v1} and len(env.revisions()) == 4
+    assert {line.state for line in env.poster.final(v1).values()} == {StatusState.SUCCESS}
+    assert env.journal.last_good() == {"canary": v1, "production": v1}
+
+    v2 = env.commit("2", "2")  # the canary fails: production says so, not "waiting for approval"
+    env.parts.memory.unhealthy.add(ACME[0])
+    assert env.run(v2) is RunStatus.FAILED
+    assert env.poster.final(v2)["reconciler/production"].state is StatusState.FAILURE
+    assert "approval" not in env.poster.final(v2)["reconciler/production"].description
+    assert "approval" not in env.rows(v2)[-1].message
+
+
 def hold(kind: str, subject: str, value: str, at: float = 1000.0) -> Hold:
     return Hold(kind=kind, subject=subject, value=value, label=f"{kind} {value[:12]}", workspace="acme/a",  # type: ignore[arg-type]
                 revision="f" * 40, failed_at=at)
@@ -286,3 +318,6 @@ def test_the_api_answers_json_and_clear_errors(client: tuple[TestClient, Worker,
     missing = http.get("/nope")
     assert missing.status_code == 404 and missing.json()["status"] == 404
     assert http.delete("/status").status_code == 405
+    auto = http.post("/promote", json={"sha": "a" * 12})
+    assert auto.status_code == 409 and "nothing to promote" in auto.json()["error"]
+    assert http.get("/status").json()["production"] == {"mode": "auto", "waiting_for_approval": None}
