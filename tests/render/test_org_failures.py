@@ -7,8 +7,10 @@ answer is the reconciler's trouble (`SourceUnreachable`), never a config error o
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,16 +105,28 @@ def test_a_missing_secret_fails_that_org_only(write_repo: WriteRepo, tmp_path: P
         f"{secrets_dir}/beta/w/TOKEN")
 
 
-def test_a_secret_that_cannot_be_read_fails_that_org_only(write_repo: WriteRepo, tmp_path: Path) -> None:
-    """A real I/O error (EIO reading /proc/self/mem through a symlink), not a missing file."""
+def test_a_secret_that_cannot_be_read_fails_that_org_only(
+    write_repo: WriteRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real I/O error (EIO reading /proc/self/mem through a symlink), not a missing file; on a
+    kernel where that read succeeds, the same EIO is raised by opening that one path."""
     secrets_dir = tmp_path / "secrets"
     (secrets_dir / "beta").mkdir(parents=True)
-    os.symlink("/proc/self/mem", secrets_dir / "beta" / "TOKEN")
+    token = secrets_dir / "beta" / "TOKEN"
+    os.symlink("/proc/self/mem", token)
     try:
-        (secrets_dir / "beta" / "TOKEN").read_bytes()
-        pytest.skip("/proc/self/mem is readable here: no I/O error to provoke")
+        token.read_bytes()
     except OSError:
         pass
+    else:
+        real_open = Path.open
+
+        def failing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == token:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", failing_open)
     beta = "name: Beta\ndefaults: {runtime: claude-code, secrets: [TOKEN]}\nworkspaces:\n  - {name: W, key: w}\n"
     repo = write_repo({"orgs/alpha/org.yaml": ALPHA, "orgs/beta/org.yaml": beta})
 
