@@ -7,10 +7,12 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -90,3 +92,19 @@ def remove_materialized(target: Path) -> bool:
             shutil.rmtree(target)
     lock.unlink(missing_ok=True)
     return found
+
+
+S = TypeVar("S")
+_SHARED: dict[tuple[object, Path], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def one_per_file(make: Callable[[Path], S], path: Path) -> S:
+    """The one `make(path)` of this process for the file at `path` (by its resolved path), so stores
+    built by different callers never hold diverging copies of the same file."""
+    key = (make, path.resolve())
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = make(path)
+        found: S = _SHARED[key]
+        return found

@@ -29,11 +29,11 @@ import threading
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.backends.docker_state import Override
+from reconciler.fsutil import one_per_file
 from reconciler.model.enums import ActionKind
 
 SCHEMA = """
@@ -86,9 +86,6 @@ class Verified(BaseModel):
 
 
 class IntentStore:
-    _open: ClassVar[dict[Path, IntentStore]] = {}
-    _open_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -102,12 +99,7 @@ class IntentStore:
     @classmethod
     def open(cls, path: Path) -> IntentStore:
         """The one store of `path` in this process."""
-        key = path.resolve()
-        with cls._open_lock:
-            store = cls._open.get(key)
-            if store is None:
-                store = cls._open[key] = cls(path)
-            return store
+        return one_per_file(cls, path)
 
     def begin(self, intent: Intent) -> Intent:
         """Record `intent`; an open one for the workspace (a retry, or a create that turned into a

@@ -18,11 +18,10 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.fsutil import atomic_write_text
+from reconciler.fsutil import atomic_write_text, one_per_file
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,6 @@ class OverrideStore:
     """Thread-safe map workspace id -> Override, persisted to one JSON file; one per file per
     process (`open`), so backends built with different settings never hold diverging copies."""
 
-    _open: ClassVar[dict[Path, OverrideStore]] = {}
-    _open_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
@@ -52,12 +48,7 @@ class OverrideStore:
 
     @classmethod
     def open(cls, path: Path) -> OverrideStore:
-        key = path.resolve()
-        with cls._open_lock:
-            store = cls._open.get(key)
-            if store is None:
-                store = cls._open[key] = cls(path)
-            return store
+        return one_per_file(cls, path)
 
     def _load(self) -> dict[str, Override]:
         try:
