@@ -1,25 +1,23 @@
 """Walk one org template into desired workspaces: defaults, includes, externals, identity, env.
 
 Identity is `<org>/<key>`, independent of the parent and of the file a workspace is written in.
-`!include` / `!external` are resolved here, only where a workspace or a list of them stands and
-only inside spawned subtrees. Every problem is collected (not raised) so one run reports all;
-`render_org` returns the problems of that org, so the caller can fail that org alone. What the
-operator policy forbids is a `PolicyRefusal` (the caller fails the whole commit for it), and an
-`!external` remote that does not answer raises `SourceUnreachable` (the reconciler's trouble, not
-the change's: nothing is decided on half a render).
+`!include` / `!external` are followed here (resolved by `references.py`), only where a workspace or
+a list of them stands and only inside spawned subtrees. Every problem is collected (not raised) so
+one run reports all; `render_org` returns the problems of that org, so the caller can fail that org
+alone. What the operator policy forbids is a `PolicyRefusal` (the caller fails the whole commit for
+it), and an `!external` remote that does not answer raises `SourceUnreachable` (the reconciler's
+trouble, not the change's: nothing is decided on half a render).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlparse
+from typing import Any
 
-from reconciler.errors import ConfigError, Location, PolicyRefusal, ReconcilerError, SourceError, SourceUnreachable
+from reconciler.errors import ConfigError, Location, PolicyRefusal, ReconcilerError
 from reconciler.model.config import (
     ImagesFile,
     OrgFile,
@@ -28,36 +26,19 @@ from reconciler.model.config import (
     ReconcilerFile,
     Workspace,
     WorkspaceFields,
-    source_allowed,
 )
 from reconciler.model.desired import DesiredWorkspace, FilesRef, PluginPinRef
 from reconciler.model.enums import Tier
 from reconciler.model.policy import Policy
-from reconciler.model.refs import REF_PATTERN, is_safe_ref
 from reconciler.render.files import scan_files
 from reconciler.render.images import image_for
-from reconciler.render.loader import (
-    ExternalRef,
-    IncludeRef,
-    LocDict,
-    LocList,
-    TreeContext,
-    confine,
-    load_yaml,
-)
+from reconciler.render.loader import ExternalRef, IncludeRef, LocDict, LocList, TreeContext, confine
+from reconciler.render.references import ExternalFetcher, load_external, load_include
 from reconciler.render.spec_hash import with_spec
 from reconciler.render.validate import Broken, broken_at, did_you_mean, validate, validate_partial
 from reconciler.secrets import SecretStore
 
-MAX_INCLUDE_DEPTH = 16
 Problem = tuple[str, Location | None]  # a message about a workspace, and the failure it follows from (if any)
-MAX_EXTERNAL_DEPTH = 4
-
-
-class ExternalFetcher(Protocol):
-    """Fetch `repo` (host/owner/name) at `ref`; return the root directory of that tree."""
-
-    def fetch(self, repo: str, ref: str, url: str | None) -> Path: ...
 
 
 @dataclass
@@ -166,41 +147,15 @@ class OrgRenderer:
             self.errors.append(ConfigError(f"expected a workspace or a list of workspaces, got {data!r}", at))
 
     def _include(self, ref: IncludeRef, depth: int) -> Any:
-        if depth >= MAX_INCLUDE_DEPTH or len(ref.chain) > MAX_INCLUDE_DEPTH:
-            self.errors.append(ConfigError(f"!include nested deeper than {MAX_INCLUDE_DEPTH} levels", ref.loc))
-            return None
         try:
-            target = confine(ref.ctx.root, ref.file.parent, ref.path, "!include", ref.loc)
-            display = ref.ctx.display(target)
-            if display in ref.chain:
-                chain = " -> ".join((*ref.chain[ref.chain.index(display) :], display))
-                raise ConfigError(f"!include cycle: {chain}", ref.loc)
-            if not target.is_file():
-                raise ConfigError(f"!include {ref.path!r}: no such file ({display})", ref.loc)
-            return load_yaml(target, ref.ctx, ref.chain, ref.loc)
+            return load_include(ref, depth)
         except ConfigError as exc:
             self.errors.append(exc)
             return None
 
     def _external(self, ref: ExternalRef) -> Any:
         try:
-            check_external(ref, self.policy, self.settings.allowed_sources)
-            if ref.ctx.external_depth >= MAX_EXTERNAL_DEPTH:
-                raise ConfigError(f"!external nested deeper than {MAX_EXTERNAL_DEPTH} levels", ref.loc)
-            if self.fetcher is None:
-                raise ConfigError("!external needs a fetcher (run against a git source or pass --state-dir)", ref.loc)
-            try:
-                fetched = Path(os.path.realpath(self.fetcher.fetch(ref.repo, ref.ref, ref.url)))
-            except SourceUnreachable as exc:  # not the change's fault: the whole pass is an `error`
-                raise SourceUnreachable(f"!external {ref.repo}@{ref.ref} ({ref.loc}): {exc}") from None
-            except SourceError as exc:  # the remote answered: no such ref, no access, ...
-                raise ConfigError(f"!external {ref.repo}@{ref.ref}: {exc}", ref.loc) from None
-            inner = TreeContext(fetched, fetched, f"{ref.repo}@{ref.ref}:", ref.ctx.external_depth + 1)
-            target = confine(fetched, fetched, ref.path, "!external path", ref.loc)
-            if not target.is_file():
-                raise ConfigError(f"!external path {ref.path!r} is not a file in {ref.repo}@{ref.ref}", ref.loc)
-            inner = TreeContext(fetched, target.parent, inner.label, inner.external_depth)
-            return load_yaml(target, inner, (), ref.loc)
+            return load_external(ref, self.policy, self.settings.allowed_sources, self.fetcher)
         except ConfigError as exc:
             self.errors.append(exc)
             return None
@@ -379,33 +334,6 @@ def missing_secrets(directory: Path | None, org: str, key: str, names: list[str]
         return f"{what} not found in the secrets directory {directory}: create one of {paths}"
     return (f"{what} not found in the secrets directory {directory} (looked in {directory / org / key}/, "
             f"{directory / org}/, {directory}/)")
-
-
-def check_external(ref: ExternalRef, policy: Policy, repo_allowed: list[str]) -> None:
-    """Allowlist, ref pattern and url checks, before any network access."""
-    if not is_safe_ref(ref.ref):
-        raise ConfigError(f"!external ref {ref.ref!r} must match {REF_PATTERN.pattern} and contain no '..'", ref.loc)
-    why = source_refusal(ref.repo, policy, repo_allowed)
-    if why:
-        raise PolicyRefusal(f"!external repo {ref.repo!r} {why}", ref.loc)
-    if ref.url is not None:
-        parsed = urlparse(ref.url)
-        if parsed.scheme not in ("http", "https") or parsed.username or parsed.password:
-            raise ConfigError("!external url must be http(s) without credentials in it", ref.loc)
-        if f"{parsed.netloc}{parsed.path}".removesuffix(".git").rstrip("/") != ref.repo.rstrip("/"):
-            raise ConfigError(f"!external url {ref.url!r} does not point at repo {ref.repo!r}", ref.loc)
-
-
-def source_refusal(repo: str, policy: Policy, repo_allowed: list[str]) -> str | None:
-    """Why a git source may not be reached (None: it may): the operator policy first, then the
-    narrower list the repo's reconciler.yaml may give."""
-    if not policy.source_allowed(repo):
-        shown = ", ".join(policy.sources) or "none"
-        return (f"is not allowed by {policy.origin} (allowed sources: {shown}); only the operator can "
-                "allow a source: add its host/owner/ prefix to `sources` in the policy file")
-    if repo_allowed and not source_allowed(repo, policy.sources_for(repo_allowed)):
-        return "is not in allowed_sources of reconciler.yaml, which narrows the operator policy; add it there"
-    return None
 
 
 def slug(name: str) -> str:

@@ -30,7 +30,8 @@ from reconciler.model.desired import DesiredState, OrgFailure
 from reconciler.model.policy import Policy
 from reconciler.render.images import image_for
 from reconciler.render.loader import TreeContext, load_yaml
-from reconciler.render.orgs import ExternalFetcher, OrgRenderer, source_refusal
+from reconciler.render.orgs import OrgRenderer
+from reconciler.render.references import ExternalFetcher, source_refusal
 from reconciler.render.validate import Broken, broken_at, locate, validate_partial
 from reconciler.secrets import SecretStore
 
