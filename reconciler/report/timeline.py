@@ -145,15 +145,8 @@ def _from_result(result: Mapping[str, Any], tiers: list[Mapping[str, Any]]) -> T
         header = len(rows)
         blocked = f"not applied: {text(tier_json.get('blocked_by'), 200)}" if tier_json.get("blocked_by") else ""
         rows.append(Bar("tier", tier, f"{tier} · {outcome}", tier_start, tier_end, outcome, title, note=blocked))
-        marked = False
-        for _, bar in entries:
-            if len(rows) >= MAX_ROWS:
-                hidden += 1
-                continue
-            rows.append(bar)
-            if bar.outcome in ("failed", "error"):
-                failures.append(Failure(bar.end, len(rows) - 1, bar.title))
-                marked = True
+        left_out, marked = _add_bars(rows, failures, [bar for _, bar in entries])
+        hidden += left_out
         if outcome in ("failed", "error") and not marked and not tier_json.get("blocked_by"):
             failures.append(Failure(tier_end, header, f"{tier}: {text(note) or outcome}"))
         previous_end = tier_end
@@ -162,6 +155,21 @@ def _from_result(result: Mapping[str, Any], tiers: list[Mapping[str, Any]]) -> T
     if error and not failures and rows:
         failures.append(Failure(total, 0, text(error)))
     return Timeline(tuple(rows), tuple(failures), total, hidden=hidden)
+
+
+def _add_bars(rows: list[Bar], failures: list[Failure], bars: Iterable[Bar]) -> tuple[int, bool]:
+    """Add a tier's bars under its row while fewer than MAX_ROWS are drawn, each failed one with its
+    marker; returns (how many were left out, whether a marker was placed)."""
+    hidden, marked = 0, False
+    for bar in bars:
+        if len(rows) >= MAX_ROWS:
+            hidden += 1
+            continue
+        rows.append(bar)
+        if bar.outcome in ("failed", "error"):
+            failures.append(Failure(bar.end, len(rows) - 1, bar.title))
+            marked = True
+    return hidden, marked
 
 
 def _action_bar(tier: str, a: Mapping[str, Any], start: float) -> Bar:
@@ -211,13 +219,7 @@ def _from_journal(journalled: Iterable[Mapping[str, Any]]) -> Timeline:
         worst = next((o for o in ("error", "failed") if any(b.outcome == o for b in bars)), "success")
         rows.append(Bar("tier", tier, f"{tier} · {worst}", tier_start, cursor, worst,
                         f"{tier}: {len(bars)} action(s) journalled; the run has not recorded its result"))
-        for bar in bars:
-            if len(rows) >= MAX_ROWS:
-                hidden += 1
-                continue
-            rows.append(bar)
-            if bar.outcome in ("failed", "error"):
-                failures.append(Failure(bar.end, len(rows) - 1, bar.title))
+        hidden += _add_bars(rows, failures, bars)[0]
     return Timeline(tuple(rows), tuple(failures), cursor, estimated=estimated, hidden=hidden)
 
 
