@@ -181,6 +181,11 @@ class OrgFile(Strict):
     """`orgs/<org>/org.yaml`."""
 
     name: str = Field(min_length=1, max_length=200)
+    production: Literal["auto", "manual"] | None = Field(
+        default=None, description="manual: production changes of this org wait after a passed canary gate until "
+        "the commit is approved (`reconciler promote <sha>`, or an approving review on the pull request that "
+        "merged it). Unset: as the operator policy says. An org may only make it stricter: `auto` under a "
+        "policy that says `manual` is an error")
     defaults: WorkspaceFields | None = None
     workspaces: list[Workspace] = Field(default_factory=list)
 

@@ -101,6 +101,7 @@ class DesiredState(Frozen):
     workspaces: tuple[DesiredWorkspace, ...] = ()
     orgs: tuple[str, ...] = ()  # the orgs that rendered (their workspaces are above, maybe none)
     failed_orgs: tuple[OrgFailure, ...] = ()  # the orgs that did not: nothing of theirs is desired or deleted
+    manual_orgs: tuple[str, ...] = ()  # orgs whose org.yaml says `production: manual` (the policy may say it for all)
 
     def failed(self) -> frozenset[str]:
         return frozenset(f.org for f in self.failed_orgs)

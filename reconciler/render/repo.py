@@ -29,7 +29,7 @@ from reconciler.model.config import KEY_PATTERN, ImagesFile, PluginsFile, Reconc
 from reconciler.model.desired import DesiredState, OrgFailure
 from reconciler.model.policy import Policy
 from reconciler.render.images import image_for
-from reconciler.render.loader import TreeContext, load_yaml
+from reconciler.render.loader import LocDict, TreeContext, load_yaml
 from reconciler.render.orgs import OrgRenderer
 from reconciler.render.references import ExternalFetcher, source_refusal
 from reconciler.render.validate import Broken, broken_at, locate, validate_partial
@@ -104,6 +104,7 @@ def render_repo(
                            broken={"reconciler.yaml": settings_broken, "plugins.yaml": plugins_broken,
                                    "images.yaml": images_broken})
     by_org: dict[str, list[ConfigError]] = {}  # every org directory -> its own errors
+    manual: list[str] = []  # orgs whose org.yaml asks for manual production
     for org_dir in sorted(p for p in orgs_dir.iterdir() if p.is_dir()):
         org = org_dir.name
         org_file = org_dir / "org.yaml"
@@ -121,6 +122,9 @@ def render_repo(
             own.append(exc)
             continue
         own.extend(renderer.render_org(org, data, TreeContext(root, org_dir), where))
+        own.extend(_check_production(data, policy, where))
+        if isinstance(data, LocDict) and data.get("production") == "manual":
+            manual.append(org)
     failed = {org: own for org, own in by_org.items() if own}
     in_orgs = [e for own in failed.values() for e in own]
     scoped = per_org and not any(isinstance(e, PolicyRefusal) for e in in_orgs) and len(failed) < len(by_org)
@@ -129,6 +133,7 @@ def render_repo(
     workspaces = tuple(sorted((w for w in renderer.workspaces if w.org not in failed), key=lambda w: w.id))
     return DesiredState(revision=revision, root=str(root), workspaces=workspaces,
                         orgs=tuple(org for org in by_org if org not in failed),
+                        manual_orgs=tuple(org for org in manual if org not in failed),
                         failed_orgs=tuple(org_failure(org, own) for org, own in failed.items()))
 
 
@@ -172,6 +177,15 @@ def check_within_policy(
             f"limits.max_workspaces {settings.limits.max_workspaces} is above the ceiling of {policy.origin} "
             f"({policy.max_workspaces})", at("limits", "max_workspaces")))
     return errors
+
+
+def _check_production(data: Any, policy: Policy, where: Location) -> list[ConfigError]:
+    """An org's `production` may make the policy's stricter (`manual` under `auto`), never looser."""
+    if policy.production == "manual" and isinstance(data, LocDict) and data.get("production") == "auto":
+        return [PolicyRefusal(f"production 'auto' is not allowed by {policy.origin} (production: manual); an org "
+                              "may only make it stricter: remove it or say manual", locate(data, ("production",),
+                                                                                         where))]
+    return []
 
 
 def _check_registries(images: ImagesFile | None, data: Any, policy: Policy, broken: Broken) -> list[ConfigError]:

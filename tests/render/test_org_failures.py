@@ -202,3 +202,19 @@ def test_an_external_remote_that_does_not_answer_is_no_config_error(write_repo: 
             render_repo(repo, fetcher=down, policy=POLICY, per_org=per_org)
         assert not isinstance(info.value, ConfigErrors)
         assert "orgs/beta/org.yaml:4:" in str(info.value) and "Connection refused" in str(info.value)
+
+
+def test_an_org_may_ask_for_manual_production_but_not_loosen_a_manual_policy(write_repo: WriteRepo) -> None:
+    manual = "name: Alpha\nproduction: manual\ndefaults: {runtime: claude-code}\nworkspaces:\n  - {name: One, key: one}\n"
+    loose = "name: Beta\nproduction: auto\ndefaults: {runtime: claude-code}\nworkspaces:\n  - {name: Ok, key: ok}\n"
+    repo = write_repo({"orgs/alpha/org.yaml": manual, "orgs/beta/org.yaml": loose, "orgs/gamma/org.yaml": GAMMA})
+
+    state = scoped(repo)  # the policy says auto: each org as it says
+    assert state.manual_orgs == ("alpha",)
+
+    strict = POLICY.model_copy(update={"production": "manual", "origin": "the operator policy /etc/p.yaml"})
+    errors = render_errors(repo, policy=strict, per_org=True)  # a refusal: the whole commit, not beta alone
+    assert errors == ["orgs/beta/org.yaml:2:13: production 'auto' is not allowed by the operator policy /etc/p.yaml "
+                      "(production: manual); an org may only make it stricter: remove it or say manual"]
+    (bad,) = render_errors(write_repo({"orgs/alpha/org.yaml": manual.replace("manual", "sometimes")}))
+    assert bad.startswith("orgs/alpha/org.yaml:2:13: ") and "production" in bad
