@@ -41,27 +41,30 @@ Rejected: `docker exec` (image-dependent); a helper container sharing the namesp
 busybox is not available offline) and costs a container per probe; connecting to the container's
 address from outside finds nothing on network `none`, misses a workload listening on 127.0.0.1
 only (the demo images do), and cannot tell "dead" from "not routable" when a connect times out.
+
+This module decides whether to probe (the mode and its fallback) and schedules the probes (worker
+threads, gate first); the parts live apart: entering the namespace in `docker_probe_netns.py`,
+the HTTP check in `docker_probe_http.py`, the verdict rules in `docker_probe_verdicts.py`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import json
 import logging
 import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker
 import docker.errors
 
 from reconciler.backends.docker_engine import FOREIGN_ERRORS
-from reconciler.backends.docker_health import parse_docker_time
+from reconciler.backends.docker_probe_http import ProbeConfig, probe
+from reconciler.backends.docker_probe_netns import Target, netns_unsupported, socket_in
+from reconciler.backends.docker_probe_verdicts import Verdicts
 from reconciler.model.config import Health
 from reconciler.model.enums import HealthState
 from reconciler.model.observed import ObservedWorkspace
@@ -71,349 +74,9 @@ log = logging.getLogger(__name__)
 PROBE_LABEL = "reconciler.health-probe"  # on workload containers the reconciler probes itself
 MODE_ENV = "RECONCILER_HEALTH_PROBE"
 MODES = ("auto", "reconciler", "image")
-CLONE_NEWNET = 0x40000000
 WORKERS = 8
 _GATE, _LISTING = 0, 1  # queue priorities: a gate waits on its probes, a listing does not
-_MAX_STATUS_LINE = 1024
-NETNS_DIRS = ("/var/run/docker/netns", "/run/docker/netns")  # where a rootful engine mounts them
-UNSEEN = ("", 0)  # the start of a container known from a listing only (no StartedAt there)
 
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    port: int
-    path: str
-    interval: float
-    timeout: float
-    retries: int
-    start_period: float
-
-    @classmethod
-    def of(cls, health: Health) -> ProbeConfig:
-        return cls(port=health.port, path=health.path, interval=health.interval_seconds,
-                   timeout=health.timeout_seconds, retries=health.retries, start_period=health.start_period_seconds)
-
-    def encode(self) -> str:
-        return json.dumps({"port": self.port, "path": self.path, "interval": self.interval, "timeout": self.timeout,
-                           "retries": self.retries, "start_period": self.start_period}, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, raw: str) -> ProbeConfig | None:
-        try:
-            d = json.loads(raw)
-            config = cls(port=int(d["port"]), path=str(d["path"]), interval=float(d["interval"]),
-                         timeout=float(d["timeout"]), retries=int(d["retries"]),
-                         start_period=float(d.get("start_period", 0)))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
-        ok = 0 < config.port < 65536 and config.path.startswith("/") and not any(c in config.path for c in " \r\n")
-        return config if ok and config.interval > 0 and config.timeout > 0 and config.retries >= 1 else None
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one running container's network namespace is, and which start of it that is."""
-
-    container_id: str
-    sandbox: str  # NetworkSettings.SandboxKey: the engine's bind mount of the namespace
-    pid: int  # State.Pid, as the engine's pid namespace numbers it
-    started_at: str
-    restart_count: int
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.started_at, self.restart_count
-
-    @classmethod
-    def of(cls, info: Mapping[str, Any]) -> Target:
-        state = info.get("State") or {}
-        return cls(container_id=str(info.get("Id", "")),
-                   sandbox=str((info.get("NetworkSettings") or {}).get("SandboxKey") or ""),
-                   pid=int(state.get("Pid") or 0), started_at=str(state.get("StartedAt") or ""),
-                   restart_count=int(info.get("RestartCount") or 0))
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    ok: bool | None  # None: the reconciler could not probe (never counted as a failure)
-    detail: str = ""
-
-
-class CannotProbe(Exception):
-    """The reconciler could not make the probe: says nothing about the workload."""
-
-
-# -- entering a network namespace ------------------------------------------------------------
-
-_libc: list[Any] = [None]
-
-
-def _setns(fd: int) -> None:
-    native = getattr(os, "setns", None)  # Python 3.12+
-    if native is not None:
-        native(fd, CLONE_NEWNET)
-        return
-    if _libc[0] is None:
-        _libc[0] = ctypes.CDLL(None, use_errno=True)
-    if _libc[0].setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-
-
-def _in_fresh_thread(path: str, make: Callable[[], socket.socket] | None) -> socket.socket | None:
-    """Enter the namespace at `path` in a new thread (which then ends: no other thread ever leaves
-    its own namespace) and create the socket there. Raises CannotProbe."""
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            out["sock"] = make() if make is not None else None
-        except Exception as exc:  # noqa: BLE001 - whatever it is, this probe could not be made
-            out["error"] = exc
-
-    thread = threading.Thread(target=run, name="netns-probe", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in out:
-        exc = out["error"]
-        raise CannotProbe(f"cannot enter {path}: {getattr(exc, 'strerror', None) or exc}")
-    sock: socket.socket | None = out.get("sock")
-    if make is not None and sock is None:
-        raise CannotProbe(f"cannot enter {path}")
-    return sock
-
-
-def _tcp_socket() -> socket.socket:
-    return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-
-
-def _names_container(pid: int, container_id: str) -> bool:
-    """`/proc/<pid>` is that container's process (a pid alone could be another namespace's, or reused)."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as f:
-            return container_id in f.read()
-    except OSError:
-        return False
-
-
-def _made(sock: socket.socket | None) -> socket.socket:
-    if sock is None:
-        raise CannotProbe("no socket")
-    return sock
-
-
-def socket_in(target: Target) -> socket.socket:
-    """A TCP socket created inside the target's network namespace. Raises CannotProbe."""
-    reasons: list[str] = []
-    if target.sandbox:
-        try:
-            return _made(_in_fresh_thread(target.sandbox, _tcp_socket))
-        except CannotProbe as exc:
-            reasons.append(str(exc))
-    if target.pid > 0 and target.container_id and _names_container(target.pid, target.container_id):
-        return _made(_in_fresh_thread(f"/proc/{target.pid}/ns/net", _tcp_socket))
-    reasons.append(f"pid {target.pid} is not this container's in the reconciler's view")
-    raise CannotProbe("; ".join(reasons))
-
-
-def netns_unsupported(api: Any) -> str | None:
-    """Why this process cannot enter the engine's containers' network namespaces (None: it can)."""
-    base = str(getattr(api, "base_url", ""))
-    if base != "http+docker://localhost":
-        return f"the engine is not on a local unix socket ({base or 'unknown'})"
-    if not os.path.isdir("/proc/self/ns"):
-        return "no /proc/self/ns (not Linux?)"
-    try:
-        _in_fresh_thread("/proc/self/ns/net", None)
-    except CannotProbe as exc:
-        return f"{exc} (needs root, CAP_SYS_ADMIN)"
-    if not any(os.path.isdir(d) for d in NETNS_DIRS):
-        return f"the engine's network namespaces are not in sight (no {NETNS_DIRS[0]})"
-    return None
-
-
-# -- the probe --------------------------------------------------------------------------------
-
-def http_status(sock: socket.socket, port: int, path: str, timeout: float,
-                clock: Callable[[], float]) -> ProbeResult:
-    """GET `path` from 127.0.0.1:`port` over `sock` (closed afterwards); 2xx/3xx pass."""
-    deadline = clock() + timeout
-
-    def remaining() -> float:
-        left = deadline - clock()
-        if left <= 0:
-            raise TimeoutError
-        return left
-
-    try:
-        with sock:
-            sock.settimeout(remaining())
-            sock.connect(("127.0.0.1", port))
-            request = (f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: reconciler-health-probe\r\n"
-                       "Accept: */*\r\nConnection: close\r\n\r\n")
-            sock.settimeout(remaining())
-            sock.sendall(request.encode("ascii"))
-            head = b""
-            while b"\r\n" not in head and b"\n" not in head and len(head) < _MAX_STATUS_LINE:
-                sock.settimeout(remaining())
-                chunk = sock.recv(_MAX_STATUS_LINE - len(head))
-                if not chunk:
-                    break
-                head += chunk
-    except TimeoutError:
-        return ProbeResult(False, f"no answer within {timeout:g}s")
-    except ConnectionRefusedError:
-        return ProbeResult(False, f"connection refused on port {port}")
-    except OSError as exc:
-        return ProbeResult(False, f"{type(exc).__name__}: {exc.strerror or exc}")
-    line = head.split(b"\n", 1)[0].decode("latin-1").strip()
-    parts = line.split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        return ProbeResult(False, f"no HTTP answer ({line[:60]!r})" if line else "closed without an answer")
-    code = int(parts[1])
-    return ProbeResult(200 <= code < 400, f"HTTP {code}")
-
-
-def probe(target: Target, config: ProbeConfig, clock: Callable[[], float],
-          opener: Callable[[Target], socket.socket] = socket_in) -> ProbeResult:
-    try:
-        sock = opener(target)
-    except CannotProbe as exc:
-        return ProbeResult(None, str(exc))
-    return http_status(sock, config.port, config.path, config.timeout, clock)
-
-
-# -- verdicts ---------------------------------------------------------------------------------
-
-@dataclass
-class _Entry:
-    key: tuple[str, int]
-    started: float | None  # wall time of the start
-    config: ProbeConfig
-    verdict: HealthState = HealthState.STARTING
-    failures: int = 0
-    results: int = 0
-    cannot: str | None = None
-    detail: str = ""
-    done_at: float | None = None  # monotonic: when the last probe finished
-    queued: bool = False
-
-    def reported(self, before_first: HealthState) -> HealthState:
-        if self.cannot is not None:
-            return HealthState.UNKNOWN
-        return self.verdict if self.results else before_first
-
-
-class Verdicts:
-    """Per container: the verdict of its probes so far, Docker's way (see the module docstring). Pure
-    but for the injected clocks; thread-safe."""
-
-    def __init__(self, clock: Callable[[], float], wall: Callable[[], float]) -> None:
-        self._clock = clock
-        self._wall = wall
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-
-    def _entry(self, cid: str, key: tuple[str, int], config: ProbeConfig) -> _Entry:
-        """The entry of this start of the container: a new one when it started anew."""
-        entry = self._entries.get(cid)
-        if entry is not None and entry.config == config:
-            if entry.key == key:
-                return entry
-            if entry.key == UNSEEN:  # made by a listing: now the start is known
-                entry.key, entry.started = key, parse_docker_time(key[0])
-                return entry
-        queued = entry.queued if entry is not None else False  # a probe of the old start may be in flight
-        entry = _Entry(key=key, started=parse_docker_time(key[0]), config=config, queued=queued)
-        self._entries[cid] = entry
-        return entry
-
-    def look(self, cid: str, key: tuple[str, int] | None, config: ProbeConfig,
-             before_first: HealthState) -> tuple[HealthState, bool]:
-        """(what to report now, whether a probe is due: then the caller has claimed it and queues it).
-        `key` None: the listing, which knows no StartedAt; the entry it finds is the current start."""
-        with self._lock:
-            return self._look(cid, key, config, before_first, self._clock())
-
-    def look_listed(self, wanted: Mapping[str, ProbeConfig]) -> dict[str, tuple[HealthState, bool]]:
-        """`look` for every container of a listing (UNKNOWN before any result), under one lock."""
-        with self._lock:
-            now = self._clock()
-            return {cid: self._look(cid, None, config, HealthState.UNKNOWN, now) for cid, config in wanted.items()}
-
-    def _look(self, cid: str, key: tuple[str, int] | None, config: ProbeConfig, before_first: HealthState,
-              now: float) -> tuple[HealthState, bool]:
-        found = self._entries.get(cid)
-        if key is None and found is not None and found.config == config:
-            entry = found
-        else:
-            entry = self._entry(cid, key or UNSEEN, config)
-        due = not entry.queued and (entry.done_at is None or now - entry.done_at >= config.interval)
-        if due:
-            entry.queued = True
-        return entry.reported(before_first), due
-
-    def record(self, cid: str, key: tuple[str, int], config: ProbeConfig, result: ProbeResult) -> HealthState:
-        """Take in one probe's result; one about another start of the container (or a forgotten one)
-        is dropped."""
-        with self._lock:
-            entry = self._entries.get(cid)
-            if entry is None:
-                return HealthState.UNKNOWN
-            if entry.config != config or (entry.key != key and entry.key != UNSEEN):
-                entry.queued = False
-                return entry.reported(HealthState.UNKNOWN)
-            if entry.key == UNSEEN:
-                entry.key, entry.started = key, parse_docker_time(key[0])
-            entry.queued = False
-            entry.done_at = self._clock()
-            entry.detail = result.detail
-            if result.ok is None:
-                entry.cannot = result.detail
-                return HealthState.UNKNOWN
-            entry.cannot = None
-            entry.results += 1
-            if result.ok:
-                entry.verdict, entry.failures = HealthState.HEALTHY, 0
-            elif not (entry.verdict is HealthState.STARTING and self._in_start_period(entry)):
-                entry.failures += 1
-                if entry.failures >= config.retries:
-                    entry.verdict = HealthState.UNHEALTHY
-            return entry.verdict
-
-    def _in_start_period(self, entry: _Entry) -> bool:
-        if entry.config.start_period <= 0:
-            return False
-        return entry.started is not None and self._wall() - entry.started < entry.config.start_period
-
-    def unclaim(self, cid: str) -> None:
-        with self._lock:
-            entry = self._entries.get(cid)
-            if entry is not None:
-                entry.queued = False
-
-    def detail(self, cid: str) -> str:
-        with self._lock:
-            entry = self._entries.get(cid)
-            return entry.detail if entry is not None else ""
-
-    def forget(self, cid: str) -> None:
-        with self._lock:
-            self._entries.pop(cid, None)
-
-    def keep_only(self, cids: Iterable[str]) -> None:
-        keep = set(cids)
-        with self._lock:
-            for cid in [c for c in self._entries if c not in keep]:
-                del self._entries[cid]
-
-
-# -- the prober ---------------------------------------------------------------------------------
 
 class HttpProbes:
     """The probes of one backend: mode, verdicts, targets seen, and the workers that probe."""

@@ -28,20 +28,10 @@ import pytest
 from reconciler.apply.gate import GateSettings, wait_healthy
 from reconciler.backends import labels as lb
 from reconciler.backends.docker import DockerBackend
-from reconciler.backends.docker_probe import (
-    MODE_ENV,
-    PROBE_LABEL,
-    CannotProbe,
-    HttpProbes,
-    ProbeConfig,
-    ProbeResult,
-    Target,
-    Verdicts,
-    http_status,
-    netns_unsupported,
-    probe,
-    socket_in,
-)
+from reconciler.backends.docker_probe import MODE_ENV, PROBE_LABEL, HttpProbes
+from reconciler.backends.docker_probe_http import ProbeConfig, ProbeResult, http_status, probe
+from reconciler.backends.docker_probe_netns import CannotProbe, Target, netns_unsupported, socket_in
+from reconciler.backends.docker_probe_verdicts import Verdicts
 from reconciler.model.config import Health
 from reconciler.model.enums import ActionKind, HealthState, Outcome, Tier
 from reconciler.model.plan import Action
