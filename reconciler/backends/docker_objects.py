@@ -1,8 +1,8 @@
 """Engine objects of one reconciler instance: the container spec, and every call that finds,
 checks or removes a container or volume. Destructive calls check this instance's labels first.
 
-Kept apart from `docker.py` (which sequences these into create/recreate/update/delete, commit and
-rollback) so each reads on its own. "No such container" and "removal already in progress" count
+Kept apart from `docker_actions.py` and `docker_recovery.py` (which sequence these into
+create/recreate/update/delete, commit and rollback) so each reads on its own. "No such container" and "removal already in progress" count
 as done for stop and remove; a volume still in use is transient (retried).
 """
 
