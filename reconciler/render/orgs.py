@@ -56,6 +56,10 @@ class OrgRenderer:
     workspaces: list[DesiredWorkspace] = field(default_factory=list)
     _files_cache: dict[Path, FilesRef] = field(default_factory=dict)
     _defaults_broken: Broken = field(default_factory=dict)
+    _defaults_item: LocDict | None = None  # the org's `defaults` as written, for the location of an entry
+    # (where, what) of the problems located in the defaults: every other workspace inheriting the same
+    # bad entry has the same problem, which follows from the first one told
+    _told: set[tuple[str, str]] = field(default_factory=set)
 
     # ---- the org ---------------------------------------------------------------------------
     def render_org(self, org: str, data: Any, ctx: TreeContext, org_file: Location) -> list[ConfigError]:
@@ -76,12 +80,25 @@ class OrgRenderer:
             broken = {("defaults", *part): at for part, at in own_broken.items()} if "defaults" in data else {}
         seen: dict[str, Location] = {}
         self._defaults_broken = broken
+        given = data.get("defaults")
+        self._defaults_item = given if isinstance(given, LocDict) else None
         self._walk(data.get("workspaces"), data.value_locs.get("workspaces", data.loc), org, None, defaults, seen, 0)
         return self.errors[mark:]
 
     def _follows(self, file: str, *path: str) -> Location | None:
         """Where the part of a root file that `path` depends on failed to load, if it did."""
         return broken_at(self.broken.get(file, {}), *path)
+
+    def _entry_at(self, item: LocDict, field: str, name: str) -> Location:
+        """Where `name` is written in the `field` list of the workspace, else of the org defaults (the
+        workspace when neither holds it as written, e.g. it came from an include)."""
+        for where in (item, self._defaults_item):
+            entries = where.get(field) if where is not None else None
+            if isinstance(entries, LocList):
+                for entry, at in zip(entries, entries.item_locs, strict=True):
+                    if entry == name or (isinstance(entry, LocDict) and entry.get("name") == name):
+                        return at
+        return item.loc
 
     def _from_defaults(self, *fields: str) -> Location | None:
         """Where one of the org `defaults` fields failed to load, if one did."""
@@ -222,15 +239,16 @@ class OrgRenderer:
         if shadowing:
             refusals.append(f"secret(s) {', '.join(shadowing)} would shadow a reserved env name (set by the "
                             f"reconciler or by {self.policy.origin}); rename the secret")
-        digests = self._secret_digests(org, key, secrets, problems)
+        digests = self._secret_digests(org, key, secrets, problems, located, item)
         required = _union(defaults.required_env, ws.required_env)
         missing_env = [n for n in required if n not in plain and n not in secrets]
         if missing_env:
             them = "it" if len(missing_env) == 1 else "them"
-            problems.append((f"required_env missing: {', '.join(missing_env)} (set {them} in env or secrets, on "
-                             "this workspace or in the org defaults)",
-                             self._from_defaults("env", "secrets")))
-        plugins = self._plugins(defaults.plugins, ws.plugins, problems)
+            located.append(ConfigError(
+                f"required_env missing: {', '.join(missing_env)} (set {them} in env or secrets, on this "
+                "workspace or in the org defaults)", self._entry_at(item, "required_env", missing_env[0]),
+                follows=self._from_defaults("env", "secrets")))
+        plugins = self._plugins(defaults.plugins, ws.plugins, problems, located, item)
         files = self._files(ws.files_dir or defaults.files_dir, item, located)
         resources = ws.resources or defaults.resources
         if ws.resources and defaults.resources:
@@ -241,7 +259,11 @@ class OrgRenderer:
         if problems or refusals or located:
             self.errors.extend(ConfigError(f"{ident}: {p}", item.loc, follows=cause) for p, cause in problems)
             self.errors.extend(PolicyRefusal(f"{ident}: {p}", item.loc) for p in refusals)
-            self.errors.extend(ConfigError(f"{ident}: {e.message}", e.location) for e in located)
+            for e in located:
+                told = (str(e.location), e.message)
+                follows = e.follows or (e.location if told in self._told else None)
+                self._told.add(told)
+                self.errors.append(ConfigError(f"{ident}: {e.message}", e.location, follows=follows))
             return None
         desired = with_spec(
             DesiredWorkspace(
@@ -270,7 +292,8 @@ class OrgRenderer:
         self.workspaces.append(desired)
         return desired
 
-    def _secret_digests(self, org: str, key: str, secrets: list[str], problems: list[Problem]) -> dict[str, str]:
+    def _secret_digests(self, org: str, key: str, secrets: list[str], problems: list[Problem],
+                        located: list[ConfigError], item: LocDict) -> dict[str, str]:
         """name -> keyed hash of each secret; a missing or unreadable one is a problem of this workspace
         (so of its org only), whatever the reason the file cannot be read."""
         if self.secrets is None:
@@ -289,10 +312,12 @@ class OrgRenderer:
                 problems.append((f"secret {name} cannot be looked up: {exc.strerror or type(exc).__name__}"
                                  f"{f' ({exc.filename})' if exc.filename else ''}", None))
         if missing:
-            problems.append((missing_secrets(self.secrets.directory, org, key, missing), None))
+            located.append(ConfigError(missing_secrets(self.secrets.directory, org, key, missing),
+                                       self._entry_at(item, "secrets", missing[0])))
         return digests
 
-    def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[Problem]) -> list[PluginPinRef]:
+    def _plugins(self, base: list[Any] | None, own: list[Any] | None, problems: list[Problem],
+                 located: list[ConfigError], item: LocDict) -> list[PluginPinRef]:
         chosen: dict[str, str | None] = {}
         for entry in (base or []) + (own or []):
             name, track = (entry.name, entry.track) if isinstance(entry, PluginUse) else (entry, None)
@@ -301,8 +326,9 @@ class OrgRenderer:
         for name, track in chosen.items():
             pin = self.plugins.get(name)
             if pin is None:
-                problems.append((f"plugin {name!r} is not declared in plugins.yaml{did_you_mean(name, self.plugins)}",
-                                 self._follows("plugins.yaml", "plugins", name)))
+                located.append(ConfigError(
+                    f"plugin {name!r} is not declared in plugins.yaml{did_you_mean(name, self.plugins)}",
+                    self._entry_at(item, "plugins", name), follows=self._follows("plugins.yaml", "plugins", name)))
                 continue
             out.append(PluginPinRef(name=name, source=pin.source, track=track or pin.track, path=pin.path))
         return sorted(out, key=lambda p: p.name)

@@ -74,7 +74,7 @@ def test_one_broken_org_is_kept_while_the_others_converge(tmp_path: Path) -> Non
     events: list[ApplyEvent] = []
     tree = commit(repo, {"alpha": org("Alpha", "2"), "beta": org("Beta", "2", required=["API_URL"]),
                          "gamma": org("Gamma", "2")})
-    line = line_of(repo / "orgs/beta/org.yaml", "name: Prod")
+    line = line_of(repo / "orgs/beta/org.yaml", "- API_URL")  # the required name that is missing
 
     outcome = run_pass(tree, parts, poster=ForgePoster(forge), on_event=events.append)
 

@@ -73,8 +73,12 @@ CASES = {
                  "orgs/globex/org.yaml:8:11: tier must be canary or production, got 'canery'; did you mean "
                  "`canary`?", 0),
     "plugin not declared": ({"orgs/globex/org.yaml": ("model: gpt-5", "model: gpt-5\n    plugins: [web-serch]")},
-                            "orgs/globex/org.yaml:7:5: globex/planner: plugin 'web-serch' is not declared in "
+                            "orgs/globex/org.yaml:11:15: globex/planner: plugin 'web-serch' is not declared in "
                             "plugins.yaml; did you mean `web-search`?", 0),
+    # every workspace inheriting the bad entry has the same problem at the same place: told once
+    "plugin of the defaults not declared": ({"orgs/acme/org.yaml": ("  plugins: [notes]", "  plugins: [notez]")},
+                                            "orgs/acme/org.yaml:8:13: acme/lead: plugin 'notez' is not declared in "
+                                            "plugins.yaml; did you mean `notes`?", 5),
     "plugin entry of no known shape": ({"orgs/globex/org.yaml": ("model: gpt-5", "model: gpt-5\n    plugins: [5]")},
                                        "orgs/globex/org.yaml:11:15: plugins.0 must be a string or mapping, got 5", 0),
     "runtime without image": ({"orgs/globex/org.yaml": ("runtime: hermes", "runtime: hermez")},
@@ -86,8 +90,8 @@ CASES = {
                                     "letters, digits, '_' and '-'), got 'Claude-Code'", 5),
     "required_env missing": ({"orgs/acme/org.yaml": ("required_env: [ANTHROPIC_API_KEY, LOG_LEVEL]",
                                                      "required_env: [ANTHROPIC_API_KEY, LOG_LEVEL, GITHUB_TOKEN]")},
-                             "orgs/acme/org.yaml:10:5: acme/lead: required_env missing: GITHUB_TOKEN (set it in env or "
-                             "secrets, on this workspace or in the org defaults)", 0),
+                             "orgs/acme/org.yaml:20:50: acme/lead: required_env missing: GITHUB_TOKEN (set it in env "
+                             "or secrets, on this workspace or in the org defaults)", 0),
     "tab in YAML": ({"orgs/globex/org.yaml": ("  runtime: langgraph", "  runtime: langgraph\n\ttier: canary")},
                     "orgs/globex/org.yaml:5:1: invalid YAML: a tab character in the indentation: YAML indents with "
                     "spaces only", 0),
@@ -125,7 +129,7 @@ def test_one_bad_plugin_entry_leaves_the_others_declared(tmp_path: Path) -> None
         "orgs/globex/org.yaml": ("model: gpt-5", "model: gpt-5\n    plugins: [memory, nope]")}))
     assert [str(e) for e in errors.errors] == [
         f"plugins.yaml:15:12: plugins.notes.track must be {TRACK_WORDS}, got 'latest'",
-        "orgs/globex/org.yaml:7:5: globex/planner: plugin 'nope' is not declared in plugins.yaml",
+        "orgs/globex/org.yaml:11:23: globex/planner: plugin 'nope' is not declared in plugins.yaml",
     ]
     assert errors.followers_of(errors.errors[0]) == 6 and errors.followers_of(errors.errors[1]) == 0
 
@@ -160,7 +164,7 @@ def test_a_missing_secret_names_the_real_directory(tmp_path: Path) -> None:
     store = SecretStore.open(secrets, tmp_path / "state")
     errors = failure(root, secrets=store)
     assert first_and_suppressed(errors) == (
-        f"orgs/acme/org.yaml:10:5: acme/lead: secret ANTHROPIC_API_KEY not found in the secrets directory {secrets}: "
+        f"orgs/acme/org.yaml:19:15: acme/lead: secret ANTHROPIC_API_KEY not found in the secrets directory {secrets}: "
         f"create one of {secrets}/acme/lead/ANTHROPIC_API_KEY, {secrets}/acme/ANTHROPIC_API_KEY, "
         f"{secrets}/ANTHROPIC_API_KEY", 0)
     assert "<dir>" not in str(errors)

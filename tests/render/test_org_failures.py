@@ -53,9 +53,9 @@ def test_a_missing_required_env_fails_that_org_only(write_repo: WriteRepo) -> No
     assert [w.id for w in state.workspaces] == ["alpha/one", "alpha/two", "gamma/g"]  # nothing of beta, not even ok
     assert state.orgs == ("alpha", "gamma")
     (failure,) = state.failed_orgs
-    assert (failure.org, failure.file, failure.line) == ("beta", "orgs/beta/org.yaml", 4)
+    assert (failure.org, failure.file, failure.line) == ("beta", "orgs/beta/org.yaml", 6)  # at API_URL
     assert "beta/lead: required_env missing: API_URL" in failure.message
-    assert failure.first().startswith("orgs/beta/org.yaml:4:")
+    assert failure.first().startswith("orgs/beta/org.yaml:6:20:")
     assert failure.errors == (failure.first(),)
     assert state.failed() == {"beta"}
 
@@ -63,15 +63,15 @@ def test_a_missing_required_env_fails_that_org_only(write_repo: WriteRepo) -> No
 def test_without_per_org_any_org_error_fails_the_render_as_before(write_repo: WriteRepo) -> None:
     repo = write_repo({"orgs/alpha/org.yaml": ALPHA, "orgs/beta/org.yaml": BETA})
     errors = render_errors(repo)
-    assert len(errors) == 1 and errors[0].startswith("orgs/beta/org.yaml:4:")
+    assert len(errors) == 1 and errors[0].startswith("orgs/beta/org.yaml:6:")
 
 
 def test_every_error_of_the_org_is_kept_first_by_line(write_repo: WriteRepo) -> None:
     broken = BETA + "  - {name: Typo, key: typo, tier: canry}\n  - {name: Bad, key: bad, runtime: nope}\n"
     repo = write_repo({"orgs/alpha/org.yaml": ALPHA, "orgs/beta/org.yaml": broken})
     (failure,) = scoped(repo).failed_orgs
-    assert failure.line == 4 and len(failure.errors) == 3
-    assert [e.split(":")[1] for e in failure.errors] == ["4", "8", "9"]
+    assert failure.line == 6 and len(failure.errors) == 3
+    assert [e.split(":")[1] for e in failure.errors] == ["6", "8", "9"]
 
 
 @pytest.mark.parametrize("files", [
@@ -205,7 +205,8 @@ def test_an_external_remote_that_does_not_answer_is_no_config_error(write_repo: 
 
 
 def test_an_org_may_ask_for_manual_production_but_not_loosen_a_manual_policy(write_repo: WriteRepo) -> None:
-    manual = "name: Alpha\nproduction: manual\ndefaults: {runtime: claude-code}\nworkspaces:\n  - {name: One, key: one}\n"
+    manual = ("name: Alpha\nproduction: manual\ndefaults: {runtime: claude-code}\n"
+              "workspaces:\n  - {name: One, key: one}\n")
     loose = "name: Beta\nproduction: auto\ndefaults: {runtime: claude-code}\nworkspaces:\n  - {name: Ok, key: ok}\n"
     repo = write_repo({"orgs/alpha/org.yaml": manual, "orgs/beta/org.yaml": loose, "orgs/gamma/org.yaml": GAMMA})
 

@@ -89,7 +89,7 @@ def test_required_env_lists_every_missing_name(write_repo: WriteRepo) -> None:
     )
     errors = render_errors(base_repo(write_repo, org))
     assert len(errors) == 1
-    assert "orgs/acme/org.yaml:7:5" in errors[0] and "DB_URL, QUEUE" in errors[0]
+    assert "orgs/acme/org.yaml:10:40" in errors[0] and "DB_URL, QUEUE" in errors[0]  # at DB_URL in the list
 
 
 def test_duplicate_workspace_keys_name_both_places(write_repo: WriteRepo) -> None:
