@@ -25,7 +25,6 @@ operator suspends finishes (suspending never cuts a run half-way).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -34,18 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import Request as HttpRequest
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
 from reconciler.daemon.journal import SUSPEND_ALL, Journal
 from reconciler.daemon.loop import Request, Worker
-from reconciler.daemon.runs import run_url
+from reconciler.daemon.runbase import OPERATOR_TRIGGER, run_url
 from reconciler.daemon.suspension import APPROVAL, SUSPENDED
-from reconciler.errors import ReconcilerError, SourceError
+from reconciler.errors import SourceError
 from reconciler.model.config import KEY_PATTERN
 from reconciler.model.enums import TIER_ORDER, RunStatus, Trigger
 from reconciler.model.observed import ObservedWorkspace, current_of
@@ -56,10 +48,7 @@ from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
-MAX_BODY = 64 * 1024
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ERROR})
-FIELDS = {"sync": {"ref"}, "suspend": {"org"}, "resume": {"org"}, "release": {"hold"}, "retry": set(),
-          "promote": {"sha"}}
 
 
 class ApiError(Exception):
@@ -260,9 +249,6 @@ class Control:
 
     # ---- POST /promote -----------------------------------------------------------------------------
     def promote(self, sha: str) -> tuple[int, dict[str, Any]]:
-        if self.parts.settings.policy.production != "manual":
-            raise ApiError(409, "production follows a passed canary on its own (the operator policy does not say "
-                                "`production: manual`): nothing to promote")
         if not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha):
             raise ApiError(400, f"invalid sha {sha!r}: give the commit's SHA (7 to 40 hex digits)")
         self._not_suspended("promotion")
@@ -272,14 +258,26 @@ class Control:
         if self.journal.approved(head):
             return 200, {"message": f"{short(head)} was already promoted", "changed": False, "queued": None}
         if not self._waiting_for_approval(head):
+            if self.parts.settings.policy.production != "manual":
+                raise ApiError(409, f"nothing to promote: {short(head)} does not wait for approval (production "
+                                    "follows a passed canary unless the operator policy or an org's org.yaml says "
+                                    "`production: manual`)")
             last = self.journal.last_run(head)
             said = f"its last run: {last.status.value}, {last.message}" if last is not None else "it has not run yet"
             raise ApiError(409, f"{short(head)} is not waiting for approval ({said}): production is promoted "
                                 "after its canary passed")
-        self.journal.approve(head)
+        self.journal.approve(head, OPERATOR_TRIGGER)
         log.warning("promoted to production by an operator", extra={"revision": head})
         queued = self._resync()
         return 202, {"message": f"promoted {short(head)}: converging production", "changed": True, "queued": queued}
+
+    def approval_hint(self) -> str | None:
+        """A review was approved somewhere (a webhook): when the head waits for approval, resync it so the
+        run asks the forge whether that review approves it; the head, or None when nothing was queued."""
+        head = self.worker.head
+        if head is None or not self._waiting_for_approval(head) or SUSPEND_ALL in self.journal.suspended():
+            return None
+        return self._resync()
 
     def _waiting_for_approval(self, head: str | None) -> bool:
         last = self.journal.last_run(head) if head else None
@@ -333,76 +331,3 @@ def _by_org(fleet: list[ObservedWorkspace]) -> dict[str, dict[str, Any]]:
         tier["health"][w.health.value if w.running else "stopped"] += 1
     return {org: {t: {**v, "revisions": dict(v["revisions"]), "health": dict(v["health"])} for t, v in tiers.items()}
             for org, tiers in sorted(out.items())}
-
-
-# ---- the ASGI app --------------------------------------------------------------------------------
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
-
-
-async def _body(request: HttpRequest, allowed: set[str]) -> dict[str, Any]:
-    """The JSON object of the body (empty body: {}); 400 for anything else, 413 beyond MAX_BODY."""
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, f"the body is over {MAX_BODY} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    unknown = sorted(set(doc) - allowed)
-    if unknown:
-        expected = ", ".join(sorted(allowed)) or "none"
-        raise ApiError(400, f"unknown field(s): {', '.join(unknown)} (expected: {expected})")
-    for key, value in doc.items():
-        if value is not None and not isinstance(value, str):
-            raise ApiError(400, f"{key} must be a string")
-    return doc
-
-
-def api_app(control: Control) -> Starlette:
-    """The API as an app of its own, mounted at `/api/v1` in the pages app (so it has their token)."""
-
-    async def status(request: HttpRequest) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(control.status))
-
-    def action(name: str, call: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]) -> Route:
-        async def endpoint(request: HttpRequest) -> JSONResponse:
-            try:
-                body = await _body(request, FIELDS[name])
-                code, doc = await run_in_threadpool(call, body)
-            except ApiError as exc:
-                return error(exc.status, exc.message)
-            except ReconcilerError as exc:
-                return error(502, str(exc))
-            return JSONResponse(doc, status_code=code)
-
-        return Route(f"/{name}", endpoint, methods=["POST"])
-
-    async def http_error(request: HttpRequest, exc: Exception) -> JSONResponse:
-        code = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        return error(code, f"{detail}: {request.method} {request.url.path}")
-
-    routes = [
-        Route("/status", status, methods=["GET"]),
-        action("sync", lambda b: control.sync(b.get("ref"))),
-        action("suspend", lambda b: control.suspend(b.get("org"))),
-        action("resume", lambda b: control.resume(b.get("org"))),
-        action("release", lambda b: control.release(_required(b, "hold"))),
-        action("retry", lambda b: control.retry()),
-        action("promote", lambda b: control.promote(_required(b, "sha"))),
-    ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-
-
-def _required(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not value:
-        raise ApiError(400, f"{key} is required")
-    return str(value)

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS unposted (
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
 CREATE TABLE IF NOT EXISTS suspended (org TEXT PRIMARY KEY, at REAL NOT NULL);  -- org '*': everything
-CREATE TABLE IF NOT EXISTS approvals (revision TEXT PRIMARY KEY, at REAL NOT NULL);  -- promoted to production
+CREATE TABLE IF NOT EXISTS approvals (revision TEXT PRIMARY KEY, at REAL NOT NULL,
+                                      by TEXT NOT NULL DEFAULT '');  -- promoted to production, by whom
 """
 SUSPEND_ALL = "*"
 # runs that retention may delete: finished, recovered, and not the newest apply run (heal runs aside)
@@ -126,6 +127,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._migrate_unposted()
+        self._add_columns("approvals", (("by", "TEXT NOT NULL DEFAULT ''"),))
 
     def close(self) -> None:
         with self._lock:
@@ -247,11 +249,15 @@ class Journal:
     # ---- statuses the forge did not take -------------------------------------------------------
     def _migrate_unposted(self) -> None:
         """Add the retry columns to an `unposted` table created before them (rows then are due now)."""
+        self._add_columns("unposted", UNPOSTED_ADDED)
+
+    def _add_columns(self, table: str, columns: tuple[tuple[str, str], ...]) -> None:
+        """Columns added to `table` after a journal file was written without them."""
         with self._lock:
-            have = {str(r["name"]) for r in self._db.execute("PRAGMA table_info(unposted)")}
-            for name, decl in UNPOSTED_ADDED:
+            have = {str(r["name"]) for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
                 if name not in have:
-                    self._db.execute(f"ALTER TABLE unposted ADD COLUMN {name} {decl}")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def keep_unposted(self, status: Unposted) -> None:
         """Record `status` as the one wanted for its (revision, context), replacing an older one."""
@@ -324,12 +330,29 @@ class Journal:
 
 
     # ---- commits an operator promoted to production ---------------------------------------------
-    def approve(self, revision: str) -> bool:
-        """Record that `revision` may go to production; False when it already was."""
-        return self._exec("INSERT OR IGNORE INTO approvals VALUES (?,?)", (revision, self._clock())).rowcount > 0
+    def approve(self, revision: str, by: str = "") -> bool:
+        """Record that `revision` may go to production (`by`: who approved it, e.g. `review by alice on
+        #3`; an operator's promotion says `operator`); False when it already was."""
+        return self._exec("INSERT OR IGNORE INTO approvals (revision, at, by) VALUES (?,?,?)",
+                          (revision, self._clock(), by)).rowcount > 0
 
     def approved(self, revision: str) -> bool:
         return bool(self._rows("SELECT 1 FROM approvals WHERE revision=?", (revision,)))
+
+    def approved_by(self, revision: str) -> str | None:
+        """Who approved `revision` ("" when not recorded); None when it is not approved."""
+        rows = self._rows("SELECT by FROM approvals WHERE revision=?", (revision,))
+        return str(rows[0]["by"]) if rows else None
+
+    def ran(self, revisions: list[str]) -> set[str]:
+        """Those of `revisions` the branch ever had a run of (heads the daemon saw)."""
+        found: set[str] = set()
+        for start in range(0, len(revisions), 500):
+            chunk = revisions[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found |= {str(r["revision"]) for r in self._rows(
+                f"SELECT DISTINCT revision FROM runs WHERE kind='apply' AND revision IN ({marks})", tuple(chunk))}
+        return found
 
 
 class JournalDeliveries:

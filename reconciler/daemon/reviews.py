@@ -19,7 +19,7 @@ from reconciler.daemon.journal import Journal
 from reconciler.daemon.logctx import tagged
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
-from reconciler.daemon.runs import checkout_commit, run_url
+from reconciler.daemon.runbase import checkout_commit, run_url
 from reconciler.errors import ReconcilerError
 from reconciler.model.enums import RunKind, RunStatus, StatusState, Trigger
 from reconciler.pipeline.compose import Parts

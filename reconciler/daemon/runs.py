@@ -34,80 +34,38 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from reconciler.daemon.approval import keep_for_approval, manual_orgs
 from reconciler.daemon.crash import RunTrace, crash_reason
-from reconciler.daemon.healing import UnhealthyClock
-from reconciler.daemon.journal import SUSPEND_ALL, Journal, RunRow, Unposted
+from reconciler.daemon.journal import SUSPEND_ALL
 from reconciler.daemon.logctx import tagged
 from reconciler.daemon.loop import Request, RunControl
-from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.posting import StatusPoster
-from reconciler.daemon.steps import Step, Steps
+from reconciler.daemon.runbase import RunPlumbing, checkout_commit, run_url, trigger_of
 from reconciler.daemon.suspension import (
     APPROVAL,
     SUSPENDED_RUN,
     WAITING_MARKS,
     Waiting,
     hold_back,
-    hold_back_tier,
     suspended_statuses,
 )
 from reconciler.errors import SourceError
-from reconciler.model.config import ReconcilerFile
 from reconciler.model.enums import TIER_ORDER, Outcome, RunKind, RunStatus, Tier, Trigger
-from reconciler.model.events import ActionDone, ApplyEvent, EventSink, GateDone, GateStarted, TierDone, TierStarted
 from reconciler.model.observed import ObservedWorkspace
-from reconciler.pipeline.compose import Parts
 from reconciler.pipeline.heal import HealPlan, TierHeal, apply_heal, heal_head, plan_heal
 from reconciler.pipeline.passes import PassOutcome, apply_and_report, failed_outcome, plan_revision
 from reconciler.pipeline.stages import Planned
-from reconciler.pipeline.writer import recover
 from reconciler.plan import plan_to_json
 from reconciler.plan.heal import UNHEALTHY, heal_reason
 from reconciler.report.statuses import StatusLine, error_statuses, planning_statuses, superseded_statuses
-from reconciler.source.checkout import Checkout
-from reconciler.source.mirror import GitMirror
 
 log = logging.getLogger(__name__)
-OPERATOR_TRIGGER = "operator"  # the journal's trigger of a run an operator asked for through the API
 KEEPS_ITS_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.HELD, RunStatus.FAILED})
 
 
-@dataclass(frozen=True)
-class RunDeps:
-    mirror: GitMirror
-    branch: str
-    journal: Journal
-    metrics: Metrics
-    parts: Parts
-    poster: StatusPoster | None
-    public_url: str
-    unhealthy: UnhealthyClock | None = None  # None: unhealthy workspaces are never recreated by a resync
-    steps: Steps = field(default_factory=Steps)  # what the run is doing now, for /healthz
-
-
-def run_url(public_url: str, run_id: int) -> str:
-    return f"{public_url.rstrip('/')}/runs/{run_id}" if public_url else ""
-
-
-def trigger_of(request: Request) -> str:
-    """What the journal says asked for a run: `operator` for a request made through the API."""
-    return OPERATOR_TRIGGER if request.operator else request.trigger
-
-
-def checkout_commit(mirror: GitMirror, sha: str, ref: str, extra_refspecs: tuple[str, ...] = ()) -> Checkout:
-    """The tree of `sha`, fetching only when the mirror does not have the commit yet."""
-    mirror.ensure_commit(sha, extra_refspecs)
-    return Checkout(mirror.export_tree(sha), sha, ref, mirror)
-
-
-class BranchRuns:
+class BranchRuns(RunPlumbing):
     """The `Executor` of the worker for the watched branch."""
-
-    def __init__(self, deps: RunDeps) -> None:
-        self.deps = deps
-        self.contexts = deps.parts.settings.contexts
 
     # ---- the worker's calls ------------------------------------------------------------------
     def run(self, request: Request, control: RunControl) -> RunStatus:
@@ -282,18 +240,6 @@ class BranchRuns:
             self._observe()
         return status
 
-    def _same_error(self, sha: str, status: RunStatus, message: str, *, heal: bool = False) -> bool:
-        """A resync that ends in the error the head's last run (or last heal) already ended in: the
-        journal and the commit say so already; nothing is recorded or posted again."""
-        if status is not RunStatus.ERROR:
-            return False
-        last = self.deps.journal.last_run(sha, heal=heal)
-        if last is None or last.status is not RunStatus.ERROR or last.message != message:
-            return False
-        log.info("resync: the same error as the last run; not recorded again", extra={"revision": sha,
-                                                                                      "error": message})
-        return True
-
     def _crashed(self, request: Request, control: RunControl, trace: RunTrace, exc: Exception) -> RunStatus:
         """8. The run raised: end it as `error` however far it got (see `crash.py`)."""
         d = self.deps
@@ -334,42 +280,11 @@ class BranchRuns:
                     log.exception("could not recover the crashed run; the next start does")
         return RunStatus.ERROR
 
-    def _keep_for_flush(self, sha: str, lines: list[StatusLine], url: str) -> None:
-        """Lines the poster could not take because it raised: the status flush posts them later."""
-        for line in lines:
-            try:
-                self.deps.journal.keep_unposted(Unposted(revision=sha, context=line.context, state=line.state.value,
-                                                         description=line.description, target_url=url))
-            except Exception:
-                log.exception("could not keep a status for later", extra={"revision": sha})
-                return
-
-    # ---- recovery ----------------------------------------------------------------------------
-    def recover_all(self) -> None:
-        """At start: runs a dead process left `running` become interrupted, then recovery."""
-        self.deps.journal.mark_crashed()
-        self._recover(self.deps.journal.to_recover())
-
-    def recover(self, row: RunRow) -> None:
-        """After a run that left changes unverified (superseded, error): recovery at once."""
-        self._recover([row])
-
-    def _recover(self, rows: list[RunRow]) -> None:
-        """The backend finishes or undoes exactly the changes it wrote an intent for (see
-        `Backend.recover`); the runs are then marked recovered. A backend that is away: next start."""
-        try:
-            with self.deps.steps.step("recover"):
-                recover(self.deps.parts.backend(ReconcilerFile()))
-        except Exception as exc:
-            log.warning("recovery failed; kept for later", extra={"error": str(exc)})
-            return
-        for row in rows:
-            self.deps.journal.mark_recovered(row.id)
-
     # ---- internals ---------------------------------------------------------------------------
     def _plan(self, sha: str, orgs: frozenset[str] = frozenset()) -> tuple[Planned | PassOutcome, Waiting]:
-        """The plan of `sha` with the changes of suspended `orgs` kept back, and production's until the
-        commit is approved when the operator policy says `production: manual`; and what was kept."""
+        """The plan of `sha` with the changes of suspended `orgs` kept back, and production's (of every
+        org when the operator policy says `production: manual`, else of the orgs whose org.yaml says so)
+        until the commit is approved, by an operator or by a review (`approval.py`); and what was kept."""
         try:
             with self.deps.steps.step(f"fetch {sha[:12]}"):
                 checkout = checkout_commit(self.deps.mirror, sha, self.deps.branch)
@@ -381,46 +296,15 @@ class BranchRuns:
             return planned, Waiting(sha)
         kept, by_org = hold_back(planned.plan, orgs)
         approval = 0
-        if self.deps.parts.settings.policy.production == "manual" and not self.deps.journal.approved(sha):
-            kept, approval = hold_back_tier(kept, Tier.PRODUCTION)
+        if not self.deps.journal.approved(sha):
+            manual = manual_orgs(self.deps.parts.settings.policy.production, planned.prepared.desired)
+            held, approval = keep_for_approval(kept, manual)
+            reviews = self.deps.approval
+            if approval and reviews is not None and reviews.approve_if_reviewed(sha):
+                approval = 0
+            else:
+                kept = held
         return Planned(planned.prepared, kept), Waiting(sha, orgs, by_org, approval)
-
-    def _post(self, sha: str, lines: list[StatusLine] | tuple[StatusLine, ...], url: str) -> list[StatusLine]:
-        if self.deps.poster is None:
-            return []
-        with self.deps.steps.step("post statuses"):
-            return self.deps.poster.post_lines(sha, lines, url)
-
-    def _listener(self, run_id: int, control: RunControl, heals: dict[str, str] | None = None) -> EventSink:
-        """Journals each action as it ends; `heals` (workspace -> what was wrong) are counted and logged too."""
-        journal, metrics, steps = self.deps.journal, self.deps.metrics, self.deps.steps
-        heals = heals or {}
-        open_steps: dict[str, Step] = {}  # the tier and the gate in progress, as steps for /healthz
-
-        def on_event(event: ApplyEvent) -> None:
-            if isinstance(event, ActionDone):
-                r = event.result
-                journal.add_action(run_id, r.tier, r.workspace_id, r.kind, r.outcome, r.message, r.attempts,
-                                   r.duration_s)
-                metrics.action_done(r.kind, r.outcome)
-                if r.workspace_id in heals:
-                    metrics.heal_done(heals[r.workspace_id], r.outcome)
-                    ok = r.outcome is Outcome.SUCCESS
-                    log.info("workspace healed" if ok else "workspace not healed",
-                             extra={"workspace": r.workspace_id, "action": str(r.kind), "outcome": str(r.outcome),
-                                    "context": heals[r.workspace_id], "error": None if ok else r.message})
-            elif isinstance(event, TierStarted):
-                open_steps["tier"] = steps.begin(f"apply {event.tier.value}")
-            elif isinstance(event, GateStarted):
-                control.gate_started()
-                open_steps["gate"] = steps.begin(f"gate {event.tier.value}")
-            elif isinstance(event, GateDone):
-                control.gate_done()
-                steps.end(open_steps.pop("gate", None))
-            elif isinstance(event, TierDone):
-                steps.end(open_steps.pop("tier", None))
-
-        return on_event
 
     def _record(self, run_id: int, status: RunStatus, outcome: PassOutcome, lines: list[StatusLine],
                 control: RunControl, waiting: set[Tier] | None = None) -> None:
@@ -440,13 +324,3 @@ class BranchRuns:
                     d.journal.set_last_good(tier.tier.value, outcome.revision, run_id)
         if status is RunStatus.SUCCESS:
             d.metrics.last_success.set(time.time())
-
-    def _observe(self) -> None:
-        try:
-            with self.deps.steps.step("observe workspaces"):
-                listed = self.deps.parts.observer().list_owned()
-            self.deps.metrics.observed(listed)
-            if self.deps.unhealthy is not None:
-                self.deps.unhealthy.observe(listed)
-        except Exception as exc:
-            log.warning("could not observe workspaces for metrics", extra={"error": str(exc)})

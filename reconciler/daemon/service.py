@@ -27,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from starlette.types import ASGIApp
 
 from reconciler.backends.base import Lease
-from reconciler.daemon.api import Control, api_app
+from reconciler.daemon.api import Control
+from reconciler.daemon.apiapp import api_app
+from reconciler.daemon.approval import ReviewApproval
 from reconciler.daemon.cleanup import KEEP_REVIEWS, Needed, StateCleaner, needed
 from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal, JournalDeliveries
@@ -35,11 +37,13 @@ from reconciler.daemon.loop import Worker
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.posting import StatusPoster
 from reconciler.daemon.reviews import Reviewer
-from reconciler.daemon.runs import BranchRuns, RunDeps
+from reconciler.daemon.runbase import RunDeps
+from reconciler.daemon.runs import BranchRuns
 from reconciler.daemon.scheduler import Poller, build_scheduler
 from reconciler.daemon.steps import Steps, TrackedExecutor
 from reconciler.daemon.web import build_apps
 from reconciler.errors import AnotherWriter, ReconcilerError
+from reconciler.forge.base import PullReviews
 from reconciler.forge.webhooks import Trigger as Hook
 from reconciler.forge.webhooks import repo_full_name, webhook_app
 from reconciler.model.config import ReconcilerFile
@@ -94,8 +98,11 @@ class Daemon:
         self.parts = build_parts(opts, forge=forge)
         self.unhealthy = UnhealthyClock(s.heal_unhealthy_after_s)
         self.steps = Steps()
+        approval = ReviewApproval(forge, self.mirror, self.journal, s.branch) if isinstance(forge, PullReviews) \
+            else None
         self.runs = BranchRuns(RunDeps(self.mirror, s.branch, self.journal, self.metrics, self.parts, self.poster,
-                                       opts.public_url, unhealthy=self.unhealthy, steps=self.steps))
+                                       opts.public_url, unhealthy=self.unhealthy, steps=self.steps,
+                                       approval=approval))
         self.worker = Worker(TrackedExecutor(self.runs, self.steps), self.journal.last_status)
         self.reviewer = Reviewer(self.mirror, s.branch, self.journal, self.metrics, self.poster, self.parts,
                                  opts.public_url) if self.poster is not None else None
@@ -124,6 +131,10 @@ class Daemon:
         the HTTP event loop, so it only wakes the thread that looks)."""
         if trigger.kind == "push":
             self.poller.hint()
+        elif trigger.kind == "review_approved":
+            queued = self.control.approval_hint()
+            log.info("approving review: a hint", extra={"context": f"#{trigger.pr_number}",
+                                                         "revision": queued or None})
         elif self.reviewer is not None and trigger.action != "closed":
             self.reviewer.request_sweep()
 

@@ -57,9 +57,11 @@ def hold_back(plan: Plan, orgs: Collection[str]) -> tuple[Plan, Counter[Tier]]:
     return _keep(plan, lambda a: org_of(a.workspace_id) in orgs, KEPT)
 
 
-def hold_back_tier(plan: Plan, tier: Tier) -> tuple[Plan, int]:
-    """`plan` with every change of `tier` made a NOOP "waiting for approval"; how many."""
-    kept, waiting = _keep(plan, lambda a: a.tier is tier, f"kept: {APPROVAL}")
+def hold_back_tier(plan: Plan, tier: Tier, orgs: Collection[str] | None = None) -> tuple[Plan, int]:
+    """`plan` with every change of `tier` (of a workspace of `orgs`; None: of every org) made a NOOP
+    "waiting for approval"; how many."""
+    kept, waiting = _keep(plan, lambda a: a.tier is tier and (orgs is None or org_of(a.workspace_id) in orgs),
+                          f"kept: {APPROVAL}")
     return kept, waiting[tier]
 
 

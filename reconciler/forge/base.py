@@ -30,6 +30,32 @@ class PullRequest(_Frozen):
     is_fork: bool = False
 
 
+class MergedPullRequest(_Frozen):
+    """The pull request a commit of the base branch was merged as (`GET /commits/{sha}/pull`)."""
+
+    number: int
+    url: str
+    author: str  # login of the pull request's poster
+    merged: bool
+    merge_commit_sha: str  # the commit the merge made on the base branch
+    base_ref: str
+    head_sha: str  # the head the pull request was merged at
+    merge_base: str  # what its diff was computed against (what a reviewer saw: merge_base..head_sha)
+    merged_by: str = ""
+
+
+class PullReview(_Frozen):
+    """One review of a pull request (Gitea's `PullReview`)."""
+
+    id: int
+    user: str  # the reviewer's login; "" for a team review or a deleted user
+    state: str  # APPROVED, REQUEST_CHANGES, COMMENT, PENDING, REQUEST_REVIEW
+    official: bool = False  # by a reviewer whose review counts (write access, or the branch protection's list)
+    stale: bool = False  # made on a commit that is no longer the head
+    dismissed: bool = False
+    commit_id: str = ""
+
+
 class StatusUpdate(_Frozen):
     """One commit status to post; the description is cut to 140 characters on the way out."""
 
@@ -85,6 +111,19 @@ class Forge(Protocol):
 
     def upsert_pr_comment(self, number: int, body: str, marker: str) -> int:
         """Create or edit in place the one comment carrying `marker`; returns its id."""
+        ...
+
+
+@runtime_checkable
+class PullReviews(Protocol):
+    """What approving production by a review needs from the forge."""
+
+    def merged_pull_request(self, sha: str) -> MergedPullRequest | None:
+        """The pull request merged as `sha` (its merge commit); None when the commit is no such merge."""
+        ...
+
+    def pull_reviews(self, number: int) -> list[PullReview]:
+        """Every review of pull request `number`, all pages."""
         ...
 
 

@@ -22,7 +22,9 @@ from reconciler.errors import ForgeError
 from reconciler.forge.base import (
     CombinedStatus,
     CommitStatus,
+    MergedPullRequest,
     PullRequest,
+    PullReview,
     StatusState,
     StatusUpdate,
 )
@@ -102,6 +104,31 @@ class GiteaClient:
         params = {"state": "open", "base_branch": base_branch, "sort": "oldest"}
         pulls = [_pull_request(item) for item in self._pages("/pulls", params)]
         return [pr for pr in pulls if pr is not None and pr.base_ref == base_branch]
+
+    @_mapped
+    def merged_pull_request(self, sha: str) -> MergedPullRequest | None:
+        """`GET /commits/{sha}/pull`: Gitea looks the pull request up by its merge commit (the exact SHA
+        given); 404 when the commit is none."""
+        response = self._http.request("GET", f"{self._repo_path}/commits/{quote(sha, safe='')}/pull", ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        item = response.json()
+        head, base = item.get("head") or {}, item.get("base") or {}
+        return MergedPullRequest(
+            number=int(item["number"]), url=str(item.get("html_url") or item.get("url") or ""),
+            author=_login(item.get("user")), merged=item.get("merged") is True,
+            merge_commit_sha=str(item.get("merge_commit_sha") or ""), base_ref=str(base.get("ref") or ""),
+            head_sha=str(head.get("sha") or ""), merge_base=str(item.get("merge_base") or ""),
+            merged_by=_login(item.get("merged_by")),
+        )
+
+    @_mapped
+    def pull_reviews(self, number: int) -> list[PullReview]:
+        return [PullReview(
+            id=int(item.get("id") or 0), user=_login(item.get("user")), state=str(item.get("state") or ""),
+            official=item.get("official") is True, stale=item.get("stale") is True,
+            dismissed=item.get("dismissed") is True, commit_id=str(item.get("commit_id") or ""),
+        ) for item in self._pages(f"/pulls/{int(number)}/reviews", {})]
 
     # -- commit statuses --------------------------------------------------------------------
 
@@ -252,6 +279,10 @@ def _combined_state(value: Any) -> StatusState | None:
         return StatusState(str(value))
     except ValueError:
         return StatusState.PENDING  # e.g. `running` from Gitea 1.19/1.20: not finished
+
+
+def _login(user: Any) -> str:
+    return str(user.get("login") or "") if isinstance(user, dict) else ""
 
 
 def _pull_request(item: dict[str, Any]) -> PullRequest | None:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 ZERO_SHAS = {"0" * 40, "0" * 64}
 PR_ACTIONS = {"opened", "reopened", "synchronized", "synchronize", "edited", "closed"}
+# an approving review (X-Gitea-Event `pull_request_approved`, event type `pull_request_review_approved`)
+APPROVAL_EVENTS = {"pull_request_approved", "pull_request_review_approved"}
 _SIGNATURES = (("X-Gitea-Signature", ""), ("X-Forgejo-Signature", ""), ("X-Hub-Signature-256", "sha256="))
 _EVENTS = ("X-Gitea-Event", "X-Forgejo-Event", "X-Gogs-Event", "X-GitHub-Event")
 _DELIVERIES = ("X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery", "X-GitHub-Delivery")
@@ -48,7 +50,7 @@ class Trigger(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["push", "pull_request"]
+    kind: Literal["push", "pull_request", "review_approved"]
     repo: str  # full_name of the repository the event is about (the base repo for a PR)
     clone_url: str
     ref: str  # `refs/heads/<branch>` for a push, `refs/pull/<N>/head` (in the base repo) for a PR
@@ -150,6 +152,13 @@ def parse_event(headers: Mapping[str, str], body: bytes, branch: str | None = No
                            clone_url=pr.repository.clone_url, ref=f"refs/pull/{pr.number}/head",
                            sha=pr.pull_request.head.sha, pr_number=pr.number, action=pr.action,
                            delivery=delivery)
+        if event in APPROVAL_EVENTS:  # a hint that a commit waiting for approval may have it now
+            pr = _PullRequestEvent.model_validate_json(body)
+            if branch is not None and pr.pull_request.base.ref != branch:
+                return None
+            return Trigger(kind="review_approved", repo=pr.repository.full_name,
+                           clone_url=pr.repository.clone_url, ref=f"refs/pull/{pr.number}/head",
+                           sha=pr.pull_request.head.sha, pr_number=pr.number, action=pr.action, delivery=delivery)
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
         raise WebhookPayloadError(f"{event} payload is malformed ({fields or 'not JSON'})") from None

@@ -22,11 +22,13 @@ import pytest
 import yaml
 
 from reconciler.cli.control import render_status
-from reconciler.daemon.api import Control, api_app
+from reconciler.daemon.api import Control
+from reconciler.daemon.apiapp import api_app
 from reconciler.daemon.journal import SUSPEND_ALL, Journal
 from reconciler.daemon.loop import Request, RunControl, Worker
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.runs import BranchRuns, RunDeps
+from reconciler.daemon.runbase import RunDeps
+from reconciler.daemon.runs import BranchRuns
 from reconciler.daemon.suspension import hold_back, with_suspended
 from reconciler.model.enums import ActionKind, RunStatus, StatusState, Tier, Trigger
 from reconciler.model.holds import Hold

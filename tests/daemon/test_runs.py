@@ -24,7 +24,8 @@ from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal
 from reconciler.daemon.loop import Request, RunControl, Worker
 from reconciler.daemon.metrics import Metrics
-from reconciler.daemon.runs import BranchRuns, RunDeps
+from reconciler.daemon.runbase import RunDeps
+from reconciler.daemon.runs import BranchRuns
 from reconciler.model.enums import RunStatus, StatusState, Trigger
 from reconciler.model.plan import Action
 from reconciler.report.statuses import StatusLine

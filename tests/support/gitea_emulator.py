@@ -4,10 +4,12 @@ One threaded WSGI server on 127.0.0.1 serves `/api/v1/...` (faithful to
 `shared/reference/gitea-api.md`, Gitea 1.25 by default, `flavor="gitea-1.24"` or `"forgejo"` for
 the legacy combined state and header set) and `/<owner>/<name>.git/...` through `GitHttpApp`, so a
 test `git push`es for real and branch heads come from the bare repository (`git rev-parse`).
-Test control is Python, not HTTP: `create_repo`, `open_pull_request`, `add_webhook`,
+Test control is Python, not HTTP: `create_repo`, `open_pull_request`, `merge_pull_request`,
+`add_review`, `add_webhook`,
 `deliver_push`, `deliver_pull_request`, `fail_next` (500 / 429 / timeout), `request_log`.
 Statuses are append-only with a per-commit index; comments get global ids; PRs share the issue
-index counter. Route handlers live in `gitea_rest.py`, webhook delivery in `gitea_hooks.py`
+index counter. Route handlers live in `gitea_rest.py` (merges and reviews: `gitea_reviews.py`),
+webhook delivery in `gitea_hooks.py`
 (both mixed into `GiteaEmulator`).
 """
 
@@ -29,6 +31,7 @@ from devtools.git_http import GitHttpApp, init_bare_repo
 from tests.support import gitea_payloads as shapes
 from tests.support.gitea_hooks import Delivery, WebhookDeliveries
 from tests.support.gitea_rest import ApiError, Repo, RestHandlers, combine, combine_legacy
+from tests.support.gitea_reviews import PullReviewsMixin
 
 Flavor = Literal["gitea-1.25", "gitea-1.24", "forgejo"]
 StartResponse = Callable[..., Any]
@@ -66,7 +69,7 @@ class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-class GiteaEmulator(RestHandlers, WebhookDeliveries):
+class GiteaEmulator(RestHandlers, PullReviewsMixin, WebhookDeliveries):
     """Start with `with GiteaEmulator(tmp) as emu:`; `emu.url` is the ROOT_URL without the slash."""
 
     def __init__(self, root: Path, token: str | None = "emulator-token", *, user: str = "reconciler",
@@ -95,6 +98,8 @@ class GiteaEmulator(RestHandlers, WebhookDeliveries):
             ("GET", re.compile(_REPO + r"/commits/(?P<ref>.+)/status$"), self._combined_status),
             ("GET", re.compile(_REPO + r"/pulls$"), self._list_pulls),
             ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)$"), self._get_pull),
+            ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)/reviews$"), self._list_reviews),
+            ("GET", re.compile(_REPO + r"/commits/(?P<sha>[^/]+)/pull$"), self._commit_pull),
             ("GET", re.compile(_REPO + r"/issues/(?P<number>\d+)/comments$"), self._list_comments),
             ("POST", re.compile(_REPO + r"/issues/(?P<number>\d+)/comments$"), self._post_comment),
             ("PATCH", re.compile(_REPO + r"/issues/comments/(?P<cid>\d+)$"), self._patch_comment),
@@ -132,7 +137,7 @@ class GiteaEmulator(RestHandlers, WebhookDeliveries):
         return self.repos[f"{owner}/{name}"]
 
     def open_pull_request(self, owner: str, name: str, head: str, base: str = "main", *,
-                          head_repo: str | None = None, title: str = "") -> int:
+                          head_repo: str | None = None, title: str = "", author: str | None = None) -> int:
         """Open PR `head` -> `base` (head branch in `head_repo`, a fork, when given); returns its number."""
         with self.lock:
             repo = self.repo(owner, name)
@@ -142,6 +147,7 @@ class GiteaEmulator(RestHandlers, WebhookDeliveries):
                 "id": next(self._ids), "number": number, "title": title or f"change {number}",
                 "head": head, "base": base, "head_repo": head_repo or repo.full_name,
                 "state": "open", "merged": False, "created": time.time(), "seq": next(self._ids),
+                "author": author or self.login,
             }
             self.sync_pull_request(owner, name, number)
             return number
@@ -156,7 +162,9 @@ class GiteaEmulator(RestHandlers, WebhookDeliveries):
         pr = repo.pulls[number]
         source = self.repos[pr["head_repo"]]
         shapes.git(repo.path, "fetch", "-q", str(source.path), f"+refs/heads/{pr['head']}:refs/pull/{number}/head")
-        return shapes.git(repo.path, "rev-parse", f"refs/pull/{number}/head")
+        head = shapes.git(repo.path, "rev-parse", f"refs/pull/{number}/head")
+        self.mark_stale(pr, head)
+        return head
 
     def fail_next(self, n: int = 1, kind: str = "500", path_prefix: str | None = None,
                   method: str | None = None) -> None:

@@ -112,6 +112,20 @@ class WebhookDeliveries:
         hooks = [h for h in repo.hooks if "pull_request" in h["events"]]
         return [self._send(h, "pull_request", event_type, payload) for h in hooks]
 
+    def deliver_review_approved(self, owner: str, name: str, number: int) -> list[Delivery]:
+        """POST an approving review's event: X-Gitea-Event `pull_request_approved`, type
+        `pull_request_review_approved`, action `reviewed` (hooks with `pull_request` get every PR sub-event)."""
+        repo = self.repo(owner, name)
+        with self.lock:
+            pr_json = self.pull_json(repo, repo.pulls[number], single=True)
+        payload = {
+            "action": "reviewed", "number": number, "pull_request": pr_json, "requested_reviewer": None,
+            "repository": self.repo_json(repo), "sender": self._user(), "commit_id": "",
+            "review": {"type": "pull_request_review_approved", "content": ""},
+        }
+        hooks = [h for h in repo.hooks if "pull_request" in h["events"]]
+        return [self._send(h, "pull_request_approved", "pull_request_review_approved", payload) for h in hooks]
+
     def _send(self, hook: dict[str, Any], event: str, event_type: str,
               payload: dict[str, Any]) -> Delivery:
         body = shapes.go_json(payload)

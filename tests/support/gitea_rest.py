@@ -205,7 +205,9 @@ class RestHandlers:
         base_json = self.repo_json(repo)
         head = shapes.branch_ref(pr["head"], head_ref, tip, self.repo_json(head_repo) if head_repo else None)
         base = shapes.branch_ref(pr["base"], pr["base"], base_sha, base_json)
-        return shapes.pull_request(self.app_url, base_json, pr, head, base, self._user())
+        poster = shapes.user(self.app_url, pr.get("author") or self.login, 1 if pr.get("author") in (None, self.login)
+                             else 2)
+        return shapes.pull_request(self.app_url, base_json, pr, head, base, poster)
 
     def _list_pulls(self, repo: Repo, params: dict[str, str], body: bytes, path: str) -> Any:
         pulls = list(repo.pulls.values())
