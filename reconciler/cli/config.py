@@ -52,7 +52,7 @@ def validate(settings: Settings, source: str, ref: str | None,
              output_format: FormatOption = OutputFormat.TEXT) -> None:
     """Check a config repository (directory, git repository or URL): schema, includes, externals,
     references, the operator policy. Exit 1 on any error."""
-    state = _render(source, ref, settings, quiet=output_format is OutputFormat.JSON, output_format=output_format)
+    state = _render(source, ref, settings, quiet=output_format is not OutputFormat.TEXT, output_format=output_format)
     if output_format is OutputFormat.JSON:  # stdout is the list of errors: none
         typer.echo("[]")
     typer.echo(summary(state), err=output_format is OutputFormat.JSON)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -212,6 +212,11 @@ def apply_and_report(
     return replace(outcome, statuses=tuple(posted), unposted=tuple(unposted))
 
 
+# what a caller keeps back of a plan (e.g. production waiting for approval), and how that changes the
+# outcome (its final statuses and message), or None when nothing is kept
+KeepBack = Callable[[Planned], tuple[Planned, Callable[[PassOutcome], PassOutcome] | None]]
+
+
 def run_pass(
     checkout: Checkout,
     parts: Parts,
@@ -221,8 +226,10 @@ def run_pass(
     target_url: str = "",
     stop: threading.Event | None = None,
     on_event: EventSink | None = None,
+    keep_back: KeepBack | None = None,
 ) -> PassOutcome:
-    """Steps 1-6: plan the tree at `checkout`, then (with `apply`) converge it and report."""
+    """Steps 1-6: plan the tree at `checkout`, then (with `apply`) converge it and report. `keep_back`
+    may keep changes of the plan back; its edit of the outcome is what the final statuses say."""
     planned = plan_revision(checkout, parts)
     if isinstance(planned, PassOutcome):
         if not apply or poster is None or checkout.revision is None:
@@ -231,4 +238,13 @@ def run_pass(
         return replace(planned, unposted=tuple(unposted))
     if not apply:
         return planned_outcome(planned)
-    return apply_and_report(planned, parts, poster=poster, target_url=target_url, stop=stop, on_event=on_event)
+    planned, edit = keep_back(planned) if keep_back is not None else (planned, None)
+    outcome = apply_and_report(planned, parts, poster=poster, target_url=target_url, stop=stop, on_event=on_event,
+                               post_final=edit is None)
+    if edit is None:
+        return outcome
+    outcome = edit(outcome)
+    if poster is not None and checkout.revision is not None:
+        unposted = poster.post_lines(checkout.revision, outcome.final(), target_url)
+        outcome = replace(outcome, unposted=(*outcome.unposted, *unposted))
+    return outcome

@@ -103,3 +103,19 @@ def test_apply_reports_fetch_pins_actions_and_the_gate_as_plain_lines(
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["plan"] is not None
     assert as_json.stderr == ""
+
+
+def test_no_progress_lines_with_a_machine_format(tmp_path: Path, common: list[str]) -> None:
+    """`--format json|github` (plan and validate) write nothing but their result and a summary: a CI log
+    of annotations stays clean. Text still reports the fetch."""
+    work = Work(tmp_path / "work", tmp_path / "nowhere.git")
+    write_tree(work.path, "name: Acme\nworkspaces:\n  - name: Ops\n    runtime: external\n")
+    work.commit(message="one external workspace")
+    nobody = ["--instance-id", f"t{tmp_path.name[-8:]}".replace("_", "x")]
+    for command in (["plan", "--source", str(work.path), *nobody], ["validate", str(work.path), "--ref", "HEAD"]):
+        text = reconciler(*command, *common)
+        assert text.returncode == 0 and f"fetching {work.path}" in text.stderr, text.stderr
+        for output_format in ("json", "github"):
+            done = reconciler(*command, "--format", output_format, *common)
+            assert done.returncode == 0, done.stderr
+            assert "fetch" not in done.stderr and "pin:" not in done.stderr, (command, output_format, done.stderr)
