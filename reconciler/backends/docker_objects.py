@@ -2,8 +2,9 @@
 checks or removes a container or volume. Destructive calls check this instance's labels first.
 
 Kept apart from `docker_actions.py` and `docker_recovery.py` (which sequence these into
-create/recreate/update/delete, commit and rollback) so each reads on its own. "No such container" and "removal already in progress" count
-as done for stop and remove; a volume still in use is transient (retried).
+create/recreate/update/delete, commit and rollback) so each reads on its own. "No such
+container" and "removal already in progress" count as done for stop and remove; a volume still in
+use is transient (retried).
 """
 
 from __future__ import annotations
