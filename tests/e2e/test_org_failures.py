@@ -72,7 +72,7 @@ def test_a_broken_org_is_kept_while_the_other_converges(two_orgs: E2E, tmp_path:
     assert sorted(before) == ["acme/lead", "acme/scout", "beta/editor", "beta/writer"]
 
     repo.beta_text = beta(broken=True)
-    line = line_of(repo.beta_text, "name: Writer")
+    line = line_of(repo.beta_text, "- PUBLISH_URL")  # the required name that is missing
     sha = repo.push(acme("2"), "acme: round 2; beta: a required env nobody sets")
 
     run = two_orgs.cli.apply()
