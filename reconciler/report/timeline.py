@@ -23,7 +23,7 @@ import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.logs import scrub
 from reconciler.model.text import cut, printable
@@ -59,9 +59,8 @@ class Bar:
     note: str = ""  # shown beside the bar: why a tier was not applied, why an action was not attempted
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Where the run failed: drawn as a red marker at `at` on row `row`."""
+class Failure(NamedTuple):
+    """Where the run failed: drawn as a red marker at `at` on row `row` (a plain triple, like a point)."""
 
     at: float
     row: int
