@@ -12,13 +12,15 @@
     POST /api/v1/release   {"hold": id | value | label | subject}: clear one held version, then
                            converge the head (see `pipeline/holdrelease.py`)
     POST /api/v1/retry     run the head once more although its last run failed (or gave up on errors)
-    POST /api/v1/promote   {"sha"}: with the policy's `production: manual`, let the head whose canary
-                           passed go to production (its production status says "waiting for approval")
+    POST /api/v1/promote   {"sha"}: with production manual (the policy's or an org's), let the head
+                           whose canary passed go to production (its production status says "waiting
+                           for approval"); journalled as approved by `operator` (`approval.py` for
+                           approval by a review)
 
 Answers are JSON objects: `message` says what happened in one line; an error is
 `{"error": <message>, "status": <code>}` with 400 (a bad request), 404 (no such ref, hold or
-endpoint), 409 (not now: suspended, nothing to retry or promote, an ambiguous hold, a ref off the branch) or
-502 (the config repository could not be reached). Requests only enqueue: a run happens on the
+endpoint), 409 (not now: suspended, nothing to retry or promote, an ambiguous hold, a ref off the
+branch) or 502 (the config repository could not be reached). Requests only enqueue: a run happens on the
 worker's thread as any other, journalled with trigger `operator`. The run in progress when an
 operator suspends finishes (suspending never cuts a run half-way).
 """

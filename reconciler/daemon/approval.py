@@ -19,8 +19,8 @@ way someone with pull request rights would try to get around it:
 - no commit of the reviewed change (merge base..reviewed commit) was a head of the branch before
   (the daemon ran it): content that sat on the branch unapproved cannot come back through a pull
   request whose diff did not show it.
-What is not verifiable this way (a rebase of several commits, a conflict, a history longer than the
-bounds below) is simply not approved by review: `reconciler promote` remains.
+What is not verifiable this way (a conflict resolved by hand, a history longer than the bounds below)
+is simply not approved by review: `reconciler promote` remains.
 """
 
 from __future__ import annotations

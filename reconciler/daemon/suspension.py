@@ -9,8 +9,9 @@ journal keeps what is suspended and what is approved).
   suspended by an operator" (`hold_back`), so its workspaces are left exactly as they are (heals
   included) while the other orgs converge; a tier with changes waiting says so on its status
   (`pending` where it would have been `success`, since the commit is not fully applied yet);
-- production manual (the operator policy's `production: manual`) and the commit not approved:
-  production's changes become NOOP "waiting for approval" (`hold_back_tier`), canary goes on as
+- production manual (the operator policy's `production: manual`, or an org's: `approval.py`) and
+  the commit not approved: production's changes (of those orgs) become NOOP "waiting for approval"
+  (`hold_back_tier`), canary goes on as
   usual, and once canary passed production's status is `pending` "waiting for approval ...:
   reconciler promote <sha>" (a canary that failed leaves production `failure` as always).
 A tier with changes waiting does not get the run's revision as its last good one (it does not run

@@ -44,6 +44,17 @@ def write_tree(root: Path, org: str | None = ORG, image: str = PINNED, **extra: 
 
 
 WriteTree = Callable[..., Path]
+APPLY_SETTINGS = {"health": {"timeout_seconds": 60, "settle_seconds": 1}, "docker": {"network": "none"}}
+
+
+def committed(tmp_path: Path, org: str, image: str, message: str) -> tuple[Path, str]:
+    """A local git repository (`tmp_path/work`) with `org` and quick health settings, committed:
+    (its path, the commit)."""
+    from tests.support.git_work import Work
+
+    work = Work(tmp_path / "work", tmp_path / "nowhere.git")
+    write_tree(work.path, org, image=image, **{"reconciler.yaml": yaml.safe_dump(APPLY_SETTINGS)})
+    return work.path, work.commit(message=message)
 
 
 @pytest.fixture

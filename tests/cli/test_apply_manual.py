@@ -7,13 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import docker
-import yaml
 
-from tests.cli.conftest import reconciler, write_tree
-from tests.support.git_work import Work
+from tests.cli.conftest import committed, reconciler
 
 IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"
-SETTINGS = {"health": {"timeout_seconds": 60, "settle_seconds": 1}, "docker": {"network": "none"}}
 ORG = """\
 name: Acme
 production: manual
@@ -33,17 +30,15 @@ def running(client: docker.DockerClient, instance: str) -> dict[str, str]:
 def test_apply_keeps_production_waiting_until_promote(
     instance_id: str, tmp_path: Path, common: list[str], docker_client: docker.DockerClient
 ) -> None:
-    work = Work(tmp_path / "work", tmp_path / "nowhere.git")
-    write_tree(work.path, ORG, image=IMAGE, **{"reconciler.yaml": yaml.safe_dump(SETTINGS)})
-    sha = work.commit(message="canary and production")
-    source = ["--source", str(work.path), "--instance-id", instance_id, *common]
+    path, sha = committed(tmp_path, ORG, IMAGE, "canary and production")
+    source = ["--source", str(path), "--instance-id", instance_id, *common]
 
     done = reconciler("apply", *source, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert running(docker_client, instance_id) == {"acme/probe": "canary"}  # production waits
     assert "waiting for approval (1 change)" in done.stdout, done.stdout
     assert (f"production waits for approval: 1 change kept back (production: manual); to apply them: reconciler "
-            f"apply --source {work.path} --ref {sha[:12]} --promote") in done.stderr
+            f"apply --source {path} --ref {sha[:12]} --promote") in done.stderr
     plan = reconciler("plan", *source)
     assert "acme/lead" in plan.stdout and "create" in plan.stdout  # still to do
 

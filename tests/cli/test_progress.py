@@ -8,17 +8,14 @@ import io
 import json
 from pathlib import Path
 
-import yaml
-
 from reconciler.cli.progress import Progress
 from reconciler.model.enums import ActionKind, Outcome, Tier
 from reconciler.model.events import ActionDone, GateDone, GateProgress, GateStarted, TierDone, TierStarted
 from reconciler.model.results import ActionResult, GateResult, TierResult
-from tests.cli.conftest import ORG, reconciler, write_tree
+from tests.cli.conftest import ORG, committed, reconciler, write_tree
 from tests.support.git_work import Work
 
 REGISTRY_IMAGE = "127.0.0.1:5000/workspace-template-claude-code:latest"  # a tag: resolved to a digest
-SETTINGS = {"health": {"timeout_seconds": 60, "settle_seconds": 1}, "docker": {"network": "none"}}
 
 
 def one_tier(progress: Progress) -> None:
@@ -77,16 +74,14 @@ def test_on_a_terminal_what_is_under_way_is_one_live_line() -> None:
 def test_apply_reports_fetch_pins_actions_and_the_gate_as_plain_lines(
     instance_id: str, tmp_path: Path, common: list[str]
 ) -> None:
-    work = Work(tmp_path / "work", tmp_path / "nowhere.git")
-    write_tree(work.path, ORG, image=REGISTRY_IMAGE, **{"reconciler.yaml": yaml.safe_dump(SETTINGS)})
-    sha = work.commit(message="one workspace")
-    source = ["--source", str(work.path), "--instance-id", instance_id, *common]
+    path, sha = committed(tmp_path, ORG, REGISTRY_IMAGE, "one workspace")
+    source = ["--source", str(path), "--instance-id", instance_id, *common]
 
     done = reconciler("apply", *source, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stderr.splitlines()
-    assert lines[0] == f"fetching {work.path}"
-    assert lines[1].startswith(f"fetched {work.path}: HEAD at {sha[:12]} (")
+    assert lines[0] == f"fetching {path}"
+    assert lines[1].startswith(f"fetched {path}: HEAD at {sha[:12]} (")
     assert lines[2].startswith(f"pin: image {REGISTRY_IMAGE} -> sha256:")
     assert lines[3] == "canary: 0 change(s), 0 unchanged"  # nothing to gate: no gate lines
     assert lines[4].startswith("canary: success (")
