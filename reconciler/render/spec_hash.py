@@ -10,6 +10,7 @@ its SKILL.md content (`skills`), so a moved tag that only changed SKILL.md updat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
@@ -24,11 +25,17 @@ _SORTED = json.JSONEncoder(sort_keys=True).encode
 def short_hash(value: Any) -> str:
     """12 hex of sha256 over the canonical JSON of `value` (encoders built once: this runs per field)."""
     if isinstance(value, str):
-        blob = encode_basestring_ascii(value)  # exactly what the encoder writes for a string
-    elif value is None:
-        blob = "null"
-    else:
-        blob = _COMPACT(value)
+        return _text_hash(value)
+    return _blob_hash("null" if value is None else _COMPACT(value))
+
+
+@functools.lru_cache(maxsize=16384)
+def _text_hash(value: str) -> str:
+    """Most fields of a fleet repeat (tier, runtime, model, env values): each string is hashed once."""
+    return _blob_hash(encode_basestring_ascii(value))  # exactly what the encoder writes for a string
+
+
+def _blob_hash(blob: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
