@@ -36,6 +36,8 @@ command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # bench/converge.py compares against it
 command -v chromium >/dev/null || need_apt+=(chromium)  # headless, for tests/daemon/test_pages_browser.py
+# the local base of the daemon image (scripts/base-image.sh, run by tests/image when its image is missing)
+[ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: missing ${need_apt[*]}: run this as root (or apt-get install them)" >&2; exit 1; }
   echo "setup: installing ${need_apt[*]}" >&2
