@@ -56,7 +56,7 @@ USER 10001:10001
 WORKDIR /var/lib/reconciler
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python3", "-c", "import os, urllib.request as u; a = open('/proc/1/cmdline', 'rb').read().decode().split('\\0'); l = [v for f, v in zip(a, a[1:]) if f == '--listen'] + [f[9:] for f in a if f.startswith('--listen=')] + [os.environ.get('RECONCILER_LISTEN') or '127.0.0.1:8080']; h, _, p = l[0].rpartition(':'); h = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '::1'}.get(h.strip('[]'), h.strip('[]')); u.urlopen('http://' + ('[' + h + ']' if ':' in h else h) + ':' + p + '/healthz', timeout=4)"]
+  CMD ["python3", "-m", "reconciler.daemon.healthcheck"]
 ENTRYPOINT ["reconciler"]
 CMD ["run"]
 COPY --from=build /opt/reconciler /opt/reconciler

@@ -9,4 +9,5 @@
     web         /healthz, /metrics, /runs, /runs/<id>, /hooks/gitea (pages optionally apart, behind a token)
     cleanup     which exported trees, caches and PR refs nothing needs any more
     service     builds all of the above once and runs it until SIGTERM (the command is `cli/run.py`)
+    healthcheck the container image's HEALTHCHECK (`python3 -m reconciler.daemon.healthcheck`)
 """
