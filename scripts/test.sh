@@ -14,6 +14,11 @@ fi
 export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
 scripts/test-env.sh start
 [ -x scripts/build-images.sh ] && scripts/build-images.sh >/dev/null
+if [ $# -eq 0 ]; then  # the whole suite: the daemon image test's local base (debootstrap, minutes the
+  # first time on a machine) is made in the background meanwhile; the test waits for it (one maker at
+  # a time) and, should this attempt fail, makes it again itself and says why
+  scripts/base-image.sh >"${TMPDIR:-/tmp}/reconciler-base-image.log" 2>&1 &
+fi
 "$PY" -m ruff check --quiet . || { echo "test: ruff found problems (above)" >&2; exit 1; }
 "$PY" -m mypy --no-error-summary || { echo "test: mypy found problems (above)" >&2; exit 1; }
 "$VENV/bin/lint-imports" --no-cache >/dev/null || {
