@@ -33,6 +33,7 @@ from reconciler.pipeline.stages import Planned
 from reconciler.pipeline.writer import sole_writer
 from reconciler.report.annotations import OutputFormat
 from reconciler.source.checkout import Checkout
+from reconciler.source.mirror import safe_url
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also list unchanged workspaces")]
 ExitCode = Annotated[bool, typer.Option(
@@ -92,7 +93,7 @@ def apply_cmd(settings: Settings, source: str, ref: str | None, as_json: AsJson 
     if waiting and not as_json:
         where = f" --ref {tree.revision[:12]}" if tree.revision else ""
         typer.echo(f"production waits for approval: {waiting} kept back (production: manual); to apply them: "
-                   f"reconciler apply --source {source}{where} --promote", err=True)
+                   f"reconciler apply --source {safe_url(source)}{where} --promote", err=True)
     raise typer.Exit(outcome.exit_code)
 
 
