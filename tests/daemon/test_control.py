@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reconciler.cli.control import render_status
 from reconciler.daemon.api import Control
@@ -37,7 +35,7 @@ from reconciler.pipeline.holdrelease import hold_id, matching, release
 from reconciler.pipeline.holdstore import HoldStore
 from reconciler.report.statuses import StatusLine
 from tests.support.clock import wait_until
-from tests.support.fakes import MemoryParts, memory_parts
+from tests.support.fakes import MemoryParts, RecordingPoster, TreeMirror, memory_parts
 from tests.support.policy import policy_for
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx is what is installed
@@ -48,34 +46,15 @@ IMAGE = "127.0.0.1:5000/agent@sha256:" + "a" * 64
 ACME, BETA = ("acme/canary", "acme/prod"), ("beta/canary", "beta/prod")
 
 
-class Mirror:
-    def __init__(self) -> None:
-        self.trees: dict[str, Path] = {}
-
-    def ensure_commit(self, sha: str, extra_refspecs: tuple[str, ...] = ()) -> None:
-        pass
-
-    def export_tree(self, sha: str) -> Path:
-        return self.trees[sha]
 
 
-class Poster:
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, StatusLine]] = []
-
-    def post_lines(self, sha: str, lines: Sequence[StatusLine], target_url: str) -> list[StatusLine]:
-        self.posted += [(sha, line) for line in lines]
-        return []
-
-    def final(self, sha: str) -> dict[str, StatusLine]:
-        return {line.context: line for s, line in self.posted if s == sha}
 
 
 class Env:
     def __init__(self, tmp_path: Path, *, production: str = "auto") -> None:
         self.tmp = tmp_path
-        self.mirror = Mirror()
-        self.poster = Poster()
+        self.mirror = TreeMirror(tmp_path / "trees")
+        self.poster = RecordingPoster()
         self.journal = Journal(tmp_path / "journal.sqlite")
         policy = policy_for().model_copy(update={"production": production})
         self.parts: MemoryParts = memory_parts(tmp_path / "state", policy=policy)
@@ -85,18 +64,12 @@ class Env:
     def commit(self, acme: str, beta: str, tag: str = "") -> str:
         """Two orgs, each a canary and a prod workspace, env ROUND=<its version>; `tag`: another SHA."""
         sha = hashlib.sha1(f"{acme}/{beta}{tag}".encode()).hexdigest()
-        root = self.tmp / "trees" / sha
         files: dict[str, Any] = {"images.yaml": {"images": {"claude-code": IMAGE}}}
         for org, version in (("acme", acme), ("beta", beta)):
             files[f"orgs/{org}/org.yaml"] = {
                 "name": org.title(), "defaults": {"runtime": "claude-code", "env": {"ROUND": version}},
                 "workspaces": [{"name": "Canary", "key": "canary", "tier": "canary"}, {"name": "Prod", "key": "prod"}]}
-        for rel, data in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.mirror.trees[sha] = root
-        return sha
+        return self.mirror.add(sha, files)
 
     def run(self, sha: str, trigger: Trigger = Trigger.PUSH, **kw: Any) -> RunStatus:
         return self.runs.run(Request(sha, trigger, **kw), RunControl())
@@ -279,7 +252,7 @@ def test_hold_back_and_the_statuses_of_a_run_that_kept_an_org_back() -> None:
 
 # ---- the API in-process ------------------------------------------------------------------------
 
-class ApiMirror(Mirror):
+class ApiMirror(TreeMirror):
     def remote_heads(self) -> dict[str, str]:
         return {"refs/heads/main": "a" * 40}
 
@@ -289,7 +262,7 @@ def client(tmp_path: Path) -> tuple[TestClient, Worker, Journal]:
     journal = Journal(tmp_path / "journal.sqlite")
     worker = Worker(lambda *a: RunStatus.SUCCESS, journal.last_status)  # type: ignore[arg-type]  # never started
     parts = memory_parts(tmp_path / "state")
-    control = Control(worker, journal, ApiMirror(), "main", parts, lambda: {"step": None},  # type: ignore[arg-type]
+    control = Control(worker, journal, ApiMirror(tmp_path / "trees"), "main", parts, lambda: {"step": None},  # type: ignore[arg-type]
                       public_url="http://r.example")
     return TestClient(api_app(control)), worker, journal
 

@@ -13,12 +13,10 @@ workspace unhealthy for too long is recreated by a resync at the spec it runs, a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reconciler.daemon.healing import UnhealthyClock
 from reconciler.daemon.journal import Journal
@@ -28,53 +26,22 @@ from reconciler.daemon.runbase import RunDeps
 from reconciler.daemon.runs import BranchRuns
 from reconciler.model.enums import RunStatus, StatusState, Trigger
 from reconciler.model.plan import Action
-from reconciler.report.statuses import StatusLine
 from tests.support.clock import FakeClock, wait_until
-from tests.support.fakes import MemoryParts, memory_parts
+from tests.support.fakes import MemoryParts, RecordingPoster, TreeMirror, memory_parts
 
 IMAGE = "127.0.0.1:5000/agent@sha256:" + "a" * 64
 CANARY, PROD = "acme/canary", "acme/prod"
 
 
-class Mirror:
-    """The commits the test wrote, by SHA (what `checkout_commit` asks of a `GitMirror`)."""
-
-    def __init__(self) -> None:
-        self.trees: dict[str, Path] = {}
-        self.fail: Exception | None = None
-
-    def ensure_commit(self, sha: str, extra_refspecs: tuple[str, ...] = ()) -> None:
-        if self.fail is not None:
-            raise self.fail
-
-    def export_tree(self, sha: str) -> Path:
-        return self.trees[sha]
 
 
-class Poster:
-    """Records posted lines per commit; `fail(n)` makes the n-th next call raise a plain exception."""
-
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, StatusLine]] = []
-        self.raise_on: set[int] = set()
-        self.calls = 0
-
-    def post_lines(self, sha: str, lines: Sequence[StatusLine], target_url: str) -> list[StatusLine]:
-        self.calls += 1
-        if self.calls in self.raise_on:
-            raise RuntimeError("poster bug")
-        self.posted += [(sha, line) for line in lines]
-        return []
-
-    def final(self, sha: str) -> dict[str, StatusLine]:
-        return {line.context: line for s, line in self.posted if s == sha}
 
 
 class Env:
     def __init__(self, tmp_path: Path, *, heal_after: float = 0) -> None:
         self.tmp = tmp_path
-        self.mirror = Mirror()
-        self.poster = Poster()
+        self.mirror = TreeMirror(tmp_path / "trees")
+        self.poster = RecordingPoster()
         self.journal = Journal(tmp_path / "journal.sqlite")
         self.metrics = Metrics()
         self.parts: MemoryParts = memory_parts(tmp_path / "state")
@@ -86,7 +53,6 @@ class Env:
     def commit(self, env: str, *, extra_canary: bool = False) -> str:
         """A commit of the config repo: canary + prod (+ canary2), env ROUND=`env`."""
         sha = hashlib.sha1(f"{env}{extra_canary}".encode()).hexdigest()
-        root = self.tmp / "trees" / sha
         workspaces = [{"name": "Canary", "key": "canary", "tier": "canary"}, {"name": "Prod", "key": "prod"}]
         if extra_canary:
             workspaces.append({"name": "Canary 2", "key": "canary2", "tier": "canary"})
@@ -95,12 +61,7 @@ class Env:
             "orgs/acme/org.yaml": {"name": "Acme", "defaults": {"runtime": "claude-code", "env": {"ROUND": env}},
                                    "workspaces": workspaces},
         }
-        for rel, data in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.mirror.trees[sha] = root
-        return sha
+        return self.mirror.add(sha, files)
 
     def run(self, sha: str, trigger: Trigger = Trigger.PUSH, resync: bool = False) -> RunStatus:
         return self.runs.run(Request(sha, trigger, resync=resync), RunControl())

@@ -4,8 +4,12 @@ and `Parts` wired to the in-memory backend. For the fast middle layer (no engine
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from reconciler.backends.memory import MemoryBackend
 from reconciler.forge.base import CombinedStatus, PullRequest, StatusUpdate
@@ -13,6 +17,7 @@ from reconciler.model.config import ReconcilerFile
 from reconciler.model.desired import PluginPinRef
 from reconciler.pipeline.compose import Parts, build_parts
 from reconciler.pipeline.settings import Settings
+from reconciler.report.statuses import StatusLine
 from tests.support.policy import policy_for
 
 
@@ -101,3 +106,49 @@ def memory_parts(state_dir: Path, *, forge: FakeForge | None = None, clock: floa
     else:
         parts.wall = time.time
     return parts
+
+
+class TreeMirror:
+    """The commits a test wrote, by SHA (what `checkout_commit` asks of a `GitMirror`); `fail`: an
+    exception every fetch raises."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.trees: dict[str, Path] = {}
+        self.fail: Exception | None = None
+
+    def add(self, sha: str, files: dict[str, Any]) -> str:
+        """Commit `files` (path -> data, written as YAML) as `sha`."""
+        tree = self.root / sha
+        for rel, data in files.items():
+            path = tree / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.trees[sha] = tree
+        return sha
+
+    def ensure_commit(self, sha: str, extra_refspecs: tuple[str, ...] = ()) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def export_tree(self, sha: str) -> Path:
+        return self.trees[sha]
+
+
+class RecordingPoster:
+    """Records posted status lines per commit; a call whose number is in `raise_on` raises instead."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, StatusLine]] = []
+        self.raise_on: set[int] = set()
+        self.calls = 0
+
+    def post_lines(self, sha: str, lines: Sequence[StatusLine], target_url: str) -> list[StatusLine]:
+        self.calls += 1
+        if self.calls in self.raise_on:
+            raise RuntimeError("poster bug")
+        self.posted += [(sha, line) for line in lines]
+        return []
+
+    def final(self, sha: str) -> dict[str, StatusLine]:
+        return {line.context: line for s, line in self.posted if s == sha}
