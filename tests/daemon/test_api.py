@@ -47,6 +47,16 @@ def with_token(tmp_path: Path) -> tuple[str, ...]:
     return ("--pages-token-file", str(tmp_path / "pages-token"))
 
 
+def converged_daemon(gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, tmp_path: Path) -> tuple[Any, str]:
+    """A daemon behind the pages token that has converged a first commit (v1) pushed with its webhook."""
+    daemon = daemon_factory(extra=with_token(tmp_path))
+    fleet.write("1")
+    first = fleet.commit("v1")
+    push(gitea, fleet, ZERO, first)
+    assert wait_until(lambda: [r["status"] for r in daemon.runs(first)] == ["success"], timeout=90), daemon.logs()
+    return daemon, first
+
+
 def revisions(client: docker.DockerClient, instance: str) -> dict[str, str]:
     try:
         found = workspace_containers(client, instance)
@@ -116,11 +126,7 @@ def test_status_and_sync_need_the_token_and_sync_converges_only_commits_of_the_b
 def test_suspended_a_push_applies_nothing_across_a_restart_and_resume_converges(
     gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    daemon = daemon_factory(extra=with_token(tmp_path))
-    fleet.write("1")
-    first = fleet.commit("v1")
-    push(gitea, fleet, ZERO, first)
-    assert wait_until(lambda: [r["status"] for r in daemon.runs(first)] == ["success"], timeout=90), daemon.logs()
+    daemon, first = converged_daemon(gitea, fleet, daemon_factory, tmp_path)
 
     answer = api(daemon, "POST", "suspend")
     assert answer.status_code == 200 and answer.json()["changed"] is True, answer.text
@@ -196,11 +202,7 @@ def test_with_production_manual_production_waits_until_an_operator_promotes_the_
 def test_a_held_version_is_released_and_a_failed_head_is_retried_once_on_request(
     gitea: GiteaEmulator, fleet: Fleet, daemon_factory: Any, tmp_path: Path
 ) -> None:
-    daemon = daemon_factory(extra=with_token(tmp_path))
-    fleet.write("1")
-    good = fleet.commit("v1")
-    push(gitea, fleet, ZERO, good)
-    assert wait_until(lambda: [r["status"] for r in daemon.runs(good)] == ["success"], timeout=90), daemon.logs()
+    daemon, good = converged_daemon(gitea, fleet, daemon_factory, tmp_path)
     nothing = api(daemon, "POST", "retry")
     assert nothing.status_code == 409 and "nothing to retry" in nothing.json()["error"]
 
